@@ -1,0 +1,175 @@
+//! Column buffers in Arrow's memory layout, so the binding layer hands them over without copying.
+
+/// A validity (or boolean) bitmap, least significant bit first, as Arrow lays it out.
+#[derive(Debug, Clone, Default)]
+pub struct Bitmap {
+    pub bytes: Vec<u8>,
+    pub len: usize,
+    pub set: usize,
+}
+
+impl Bitmap {
+    pub fn zeros(len: usize) -> Self {
+        Bitmap { bytes: vec![0; len.div_ceil(8)], len, set: 0 }
+    }
+    #[inline(always)]
+    pub fn set(&mut self, i: usize) {
+        let byte = &mut self.bytes[i >> 3];
+        let bit = 1u8 << (i & 7);
+        if *byte & bit == 0 {
+            *byte |= bit;
+            self.set += 1;
+        }
+    }
+    #[inline]
+    pub fn get(&self, i: usize) -> bool {
+        self.bytes[i >> 3] & (1 << (i & 7)) != 0
+    }
+    /// Sets bits `start..end`.
+    pub fn set_range(&mut self, start: usize, end: usize) {
+        for i in start..end {
+            self.set(i);
+        }
+    }
+    pub fn null_count(&self) -> usize {
+        self.len - self.set
+    }
+}
+
+/// A nullable float64 column, sized up front; rows not written stay null.
+#[derive(Debug, Clone, Default)]
+pub struct F64Col {
+    pub values: Vec<f64>,
+    pub valid: Bitmap,
+}
+
+impl F64Col {
+    pub fn new(len: usize) -> Self {
+        F64Col { values: vec![0.0; len], valid: Bitmap::zeros(len) }
+    }
+    #[inline(always)]
+    pub fn put(&mut self, row: usize, v: f64) {
+        self.values[row] = v;
+        self.valid.set(row);
+    }
+    pub fn get(&self, row: usize) -> Option<f64> {
+        self.valid.get(row).then(|| self.values[row])
+    }
+    pub fn truncate(&mut self, len: usize) {
+        self.values.truncate(len);
+        self.valid.bytes.truncate(len.div_ceil(8));
+        self.valid.len = len;
+        self.valid.set = recount(&self.valid.bytes, len);
+    }
+}
+
+/// A nullable int32 column (dictionary indices, layer numbers): -1 marks null until `finish`.
+#[derive(Debug, Clone, Default)]
+pub struct I32Col {
+    pub values: Vec<i32>,
+}
+
+impl I32Col {
+    /// The validity bitmap of the non-negative entries.
+    pub fn validity(&self) -> Bitmap {
+        let mut b = Bitmap::zeros(self.values.len());
+        for (i, &v) in self.values.iter().enumerate() {
+            if v >= 0 {
+                b.set(i);
+            }
+        }
+        b
+    }
+}
+
+/// A nullable UTF-8 column with int32 offsets.
+#[derive(Debug, Clone)]
+pub struct StrCol {
+    pub offsets: Vec<i32>,
+    pub data: Vec<u8>,
+    pub valid: Bitmap,
+}
+
+impl StrCol {
+    pub fn with_rows(rows: usize) -> Self {
+        let mut offsets = Vec::with_capacity(rows + 1);
+        offsets.push(0);
+        StrCol { offsets, data: Vec::new(), valid: Bitmap::zeros(rows) }
+    }
+    /// Closes row `row` (rows must be closed in order); `value` None leaves it null.
+    #[inline(always)]
+    pub fn close_row(&mut self, row: usize, valid: bool) {
+        debug_assert_eq!(self.offsets.len(), row + 1);
+        if valid {
+            self.valid.set(row);
+        }
+        self.offsets.push(self.data.len() as i32);
+    }
+    pub fn row(&self, row: usize) -> Option<&[u8]> {
+        if !self.valid.get(row) {
+            return None;
+        }
+        Some(&self.data[self.offsets[row] as usize..self.offsets[row + 1] as usize])
+    }
+    pub fn truncate(&mut self, len: usize) {
+        self.offsets.truncate(len + 1);
+        self.data.truncate(*self.offsets.last().unwrap_or(&0) as usize);
+        self.valid.bytes.truncate(len.div_ceil(8));
+        self.valid.len = len;
+        self.valid.set = recount(&self.valid.bytes, len);
+    }
+}
+
+fn recount(bytes: &[u8], len: usize) -> usize {
+    let full = len / 8;
+    let mut n: usize = bytes[..full].iter().map(|b| b.count_ones() as usize).sum();
+    if len % 8 != 0 {
+        n += (bytes[full] & ((1u8 << (len % 8)) - 1)).count_ones() as usize;
+    }
+    n
+}
+
+/// Appends `s` to `out` as valid UTF-8, replacing invalid sequences with U+FFFD.
+/// Returns false when a replacement was needed.
+#[inline]
+pub fn push_utf8(out: &mut Vec<u8>, s: &[u8]) -> bool {
+    if s.is_ascii() {
+        out.extend_from_slice(s);
+        return true;
+    }
+    match std::str::from_utf8(s) {
+        Ok(_) => {
+            out.extend_from_slice(s);
+            true
+        }
+        Err(_) => {
+            out.extend_from_slice(String::from_utf8_lossy(s).as_bytes());
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bitmap_counts_and_truncates() {
+        let mut c = F64Col::new(20);
+        c.put(0, 1.0);
+        c.put(9, 2.0);
+        c.put(17, 3.0);
+        assert_eq!(c.valid.set, 3);
+        c.truncate(10);
+        assert_eq!(c.valid.set, 2);
+        assert_eq!(c.get(9), Some(2.0));
+        assert_eq!(c.get(5), None);
+    }
+
+    #[test]
+    fn utf8_is_repaired() {
+        let mut out = Vec::new();
+        assert!(!push_utf8(&mut out, b"a\xffb"));
+        assert_eq!(std::str::from_utf8(&out).unwrap(), "a\u{fffd}b");
+    }
+}

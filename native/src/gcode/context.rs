@@ -1,0 +1,400 @@
+//! Modal context, resolved in file order: layer, layer Z, feature, object, width and height
+//! per line, plus the file-level facts gathered on the way (settings, estimates, thumbnails).
+
+use std::collections::HashMap;
+
+use super::columns::{F64Col, StrCol};
+use super::dict::Dict;
+use super::lexer::{Event, Lexed, WORD_COLUMNS};
+use super::summary::{LayerInfo, SummaryBuilder};
+
+/// How layers are counted for a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerSource {
+    /// Slicer comments (`;LAYER_CHANGE`, `;LAYER:n`, `; CHANGE_LAYER`, ...).
+    Markers,
+    /// No markers: a layer starts at the first extruding move above the current layer's Z.
+    Z,
+}
+
+impl LayerSource {
+    pub fn name(self) -> &'static str {
+        match self {
+            LayerSource::Markers => "markers",
+            LayerSource::Z => "z",
+        }
+    }
+}
+
+/// Smallest Z rise that starts a new layer in `LayerSource::Z` mode (mm).
+const MIN_LAYER_RISE: f64 = 0.01;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Other,
+    Move,
+    Absolute,
+    Relative,
+    AbsoluteE,
+    RelativeE,
+    SetPosition,
+    M486,
+    ExcludeStart,
+    ExcludeEnd,
+}
+
+fn kind_of(name: &[u8]) -> Kind {
+    match name {
+        b"G0" | b"G1" | b"G2" | b"G3" => Kind::Move,
+        b"G90" => Kind::Absolute,
+        b"G91" => Kind::Relative,
+        b"M82" => Kind::AbsoluteE,
+        b"M83" => Kind::RelativeE,
+        b"G92" => Kind::SetPosition,
+        b"M486" => Kind::M486,
+        b"EXCLUDE_OBJECT_START" => Kind::ExcludeStart,
+        b"EXCLUDE_OBJECT_END" => Kind::ExcludeEnd,
+        _ => Kind::Other,
+    }
+}
+
+/// The context columns of one batch.
+#[derive(Debug)]
+pub struct ContextCols {
+    pub layer: Vec<i32>,
+    pub z: F64Col,
+    pub feature: Vec<i32>,
+    pub object: Vec<i32>,
+    pub width: F64Col,
+    pub height: F64Col,
+}
+
+pub struct Context {
+    source: LayerSource,
+    pub commands: Dict,
+    kinds: Vec<Kind>,
+    pub features: Dict,
+    pub objects: Dict,
+    pub summary: SummaryBuilder,
+    rows_done: u64,
+    layer: i32,
+    z: f64,
+    feature: i32,
+    object: i32,
+    width: f64,
+    height: f64,
+    z_pending: bool,
+    layer_start: usize,
+    abs_xyz: bool,
+    abs_e: bool,
+    pos_z: f64,
+    pos_e: f64,
+    m486_names: HashMap<i64, i32>,
+    in_thumbnail: bool,
+    in_config: bool,
+    thumbnail: Vec<u8>,
+    thumbnail_size: (u32, u32),
+    cura_settings: String,
+}
+
+const SLOT_Z: usize = 2;
+const SLOT_E: usize = 3;
+const SLOT_S: usize = 10;
+const SLOT_T: usize = 11;
+
+impl Context {
+    pub fn new(source: LayerSource) -> Self {
+        debug_assert_eq!(&WORD_COLUMNS[SLOT_Z..=SLOT_E], b"ZE");
+        debug_assert_eq!(WORD_COLUMNS[SLOT_S], b'S');
+        debug_assert_eq!(WORD_COLUMNS[SLOT_T], b'T');
+        Context {
+            source,
+            commands: Dict::default(),
+            kinds: Vec::new(),
+            features: Dict::default(),
+            objects: Dict::default(),
+            summary: SummaryBuilder::default(),
+            rows_done: 0,
+            layer: -1,
+            z: f64::NAN,
+            feature: -1,
+            object: -1,
+            width: f64::NAN,
+            height: f64::NAN,
+            z_pending: false,
+            layer_start: 0,
+            abs_xyz: true,
+            abs_e: true,
+            pos_z: 0.0,
+            pos_e: 0.0,
+            m486_names: HashMap::new(),
+            in_thumbnail: false,
+            in_config: false,
+            thumbnail: Vec::new(),
+            thumbnail_size: (0, 0),
+            cura_settings: String::new(),
+        }
+    }
+
+    pub fn source(&self) -> LayerSource {
+        self.source
+    }
+
+    /// Rewrites `lx`'s command ids into the file-wide dictionary, fixes its line numbers, and
+    /// computes its context columns.
+    pub fn resolve(&mut self, lx: &mut Lexed) -> ContextCols {
+        let rows = lx.rows;
+        lx.first_line = self.rows_done + 1;
+        for d in &mut lx.diagnostics {
+            d.line += self.rows_done;
+        }
+        let map: Vec<i32> = lx
+            .commands
+            .dict
+            .values
+            .iter()
+            .map(|name| {
+                let id = self.commands.intern(name);
+                if id as usize == self.kinds.len() {
+                    self.kinds.push(kind_of(name));
+                }
+                id
+            })
+            .collect();
+        let mut counts = vec![0u64; self.commands.len()];
+        for c in lx.command.iter_mut() {
+            if *c >= 0 {
+                *c = map[*c as usize];
+                counts[*c as usize] += 1;
+            }
+        }
+        self.summary.add_command_counts(&self.commands, &counts);
+        self.summary.count_checksums(lx.checksum_valid.set, lx.checksum_ok.set, lx.n_valid.set);
+
+        let mut out = ContextCols {
+            layer: vec![-1; rows],
+            z: F64Col::new(rows),
+            feature: vec![-1; rows],
+            object: vec![-1; rows],
+            width: F64Col::new(rows),
+            height: F64Col::new(rows),
+        };
+        self.layer_start = 0;
+        let events = std::mem::take(&mut lx.events);
+        let mut ev = events.iter().peekable();
+        for row in 0..rows {
+            while let Some((_, e)) = ev.next_if(|(r, _)| *r as usize == row) {
+                self.event(e, row, &mut out);
+            }
+            if lx.comment_only.get(row) {
+                self.comment_line(lx.comment.row(row).unwrap_or(b""), row);
+            }
+            let cmd = lx.command[row];
+            if cmd >= 0 {
+                self.command(self.kinds[cmd as usize], lx, row, &mut out);
+            }
+            out.layer[row] = self.layer;
+            if !self.z.is_nan() {
+                out.z.put(row, self.z);
+            }
+            out.feature[row] = self.feature;
+            out.object[row] = self.object;
+            if !self.width.is_nan() {
+                out.width.put(row, self.width);
+            }
+            if !self.height.is_nan() {
+                out.height.put(row, self.height);
+            }
+        }
+        self.rows_done += rows as u64;
+        out
+    }
+
+    fn new_layer(&mut self, z: Option<f64>, row: usize) {
+        self.layer += 1;
+        self.layer_start = row;
+        match z {
+            Some(z) => {
+                self.z = z;
+                self.z_pending = false;
+            }
+            None => {
+                self.z = f64::NAN;
+                self.z_pending = true;
+            }
+        }
+        self.summary.layers.push(LayerInfo {
+            z: self.z,
+            first_line: self.rows_done + row as u64 + 1,
+            height: f64::NAN,
+        });
+    }
+
+    /// Sets the current layer's Z and fills it into the layer's rows of this batch seen so far.
+    fn set_layer_z(&mut self, z: f64, row: usize, out: &mut ContextCols) {
+        self.z = z;
+        if self.z_pending {
+            for r in self.layer_start..row {
+                out.z.put(r, z);
+            }
+            self.z_pending = false;
+        }
+        if let Some(l) = self.summary.layers.last_mut() {
+            l.z = z;
+        }
+    }
+
+    fn event(&mut self, e: &Event, row: usize, out: &mut ContextCols) {
+        match e {
+            Event::LayerChange(z) if self.source == LayerSource::Markers => self.new_layer(*z, row),
+            Event::LayerZ(z) if self.source == LayerSource::Markers && self.layer >= 0 => {
+                self.set_layer_z(*z, row, out)
+            }
+            Event::Height(h) => {
+                self.height = *h;
+                if let Some(l) = self.summary.layers.last_mut() {
+                    if l.height.is_nan() && self.source == LayerSource::Markers {
+                        l.height = *h;
+                    }
+                }
+            }
+            Event::Width(w) => self.width = *w,
+            Event::Feature(f) => self.feature = self.features.intern(f),
+            Event::ObjectStart(o) => self.object = self.objects.intern(o),
+            Event::ObjectEnd => self.object = -1,
+            Event::ThumbnailBegin { width, height } => {
+                self.in_thumbnail = true;
+                self.thumbnail.clear();
+                self.thumbnail_size = (*width, *height);
+            }
+            Event::ThumbnailEnd => {
+                if self.in_thumbnail {
+                    self.summary.add_thumbnail(&self.thumbnail, self.thumbnail_size);
+                }
+                self.in_thumbnail = false;
+            }
+            Event::ConfigBegin => self.in_config = true,
+            Event::ConfigEnd => self.in_config = false,
+            _ => {}
+        }
+    }
+
+    fn comment_line(&mut self, comment: &[u8], _row: usize) {
+        if self.in_thumbnail {
+            if !comment.contains(&b' ') && !comment.starts_with(b"thumbnail") {
+                self.thumbnail.extend_from_slice(comment);
+            }
+            return;
+        }
+        if self.in_config {
+            if let Some((k, v)) = crate::slicer::meta::config_line(comment) {
+                self.summary.settings.push((k, v));
+            }
+            return;
+        }
+        if let Some(payload) = comment.strip_prefix(b"SETTING_3 ") {
+            self.cura_settings.push_str(&String::from_utf8_lossy(payload));
+            return;
+        }
+        if let Some(f) = crate::slicer::meta::fact(comment) {
+            self.summary.add_fact(f);
+        }
+    }
+
+    fn command(&mut self, kind: Kind, lx: &Lexed, row: usize, out: &mut ContextCols) {
+        match kind {
+            Kind::Other => {}
+            Kind::Move => {
+                let z = lx.words[SLOT_Z].get(row);
+                let e = lx.words[SLOT_E].get(row);
+                if let Some(z) = z.filter(|z| z.is_finite()) {
+                    self.pos_z = if self.abs_xyz { z } else { self.pos_z + z };
+                    if self.source == LayerSource::Markers && self.z_pending && self.layer >= 0 {
+                        self.set_layer_z(self.pos_z, row, out);
+                    }
+                }
+                if let Some(e) = e.filter(|e| e.is_finite()) {
+                    let extrudes = if self.abs_e { e > self.pos_e } else { e > 0.0 };
+                    self.pos_e = if self.abs_e { e } else { self.pos_e + e };
+                    if extrudes
+                        && self.source == LayerSource::Z
+                        && (self.layer < 0 || self.pos_z > self.z + MIN_LAYER_RISE)
+                    {
+                        self.new_layer(Some(self.pos_z), row);
+                    }
+                }
+            }
+            Kind::Absolute => {
+                self.abs_xyz = true;
+                self.abs_e = true;
+            }
+            Kind::Relative => {
+                self.abs_xyz = false;
+                self.abs_e = false;
+            }
+            Kind::AbsoluteE => self.abs_e = true,
+            Kind::RelativeE => self.abs_e = false,
+            Kind::SetPosition => {
+                if let Some(z) = lx.words[SLOT_Z].get(row).filter(|v| v.is_finite()) {
+                    self.pos_z = z;
+                }
+                if let Some(e) = lx.words[SLOT_E].get(row).filter(|v| v.is_finite()) {
+                    self.pos_e = e;
+                }
+            }
+            Kind::M486 => {
+                // M486 S<id> selects an object (S-1: none); M486 A<name> names the selected one.
+                // An object selected by number before it is named is renamed in place.
+                let id = lx.words[SLOT_S].get(row).filter(|v| v.is_finite()).map(|v| v as i64);
+                if let Some(id) = id {
+                    self.object = match (id, self.m486_names.get(&id)) {
+                        (id, _) if id < 0 => -1,
+                        (_, Some(&obj)) => obj,
+                        (id, None) => {
+                            let obj = self.objects.intern(id.to_string().as_bytes());
+                            self.m486_names.insert(id, obj);
+                            obj
+                        }
+                    };
+                }
+                if let Some(name) = lx.params.get(row, b"A") {
+                    self.object = if self.object >= 0 {
+                        let renamed = self.objects.rename(self.object, name);
+                        if let Some(id) = id.or_else(|| self.m486_names.iter().find(|(_, &o)| o == self.object).map(|(&i, _)| i)) {
+                            self.m486_names.insert(id, renamed);
+                        }
+                        renamed
+                    } else {
+                        self.objects.intern(name)
+                    };
+                }
+            }
+            Kind::ExcludeStart => {
+                if let Some(name) = lx.params.get(row, b"NAME") {
+                    self.object = self.objects.intern(name);
+                }
+            }
+            Kind::ExcludeEnd => self.object = -1,
+        }
+    }
+
+    /// Finishes file-level facts that need the whole file.
+    pub fn finish(&mut self) {
+        if !self.cura_settings.is_empty() {
+            let settings = crate::slicer::meta::cura_settings(&self.cura_settings);
+            self.summary.settings.extend(settings);
+        }
+        self.summary.layer_source = self.source.name();
+        self.summary.rows = self.rows_done;
+    }
+}
+
+/// Strings of a dictionary as an Arrow string column.
+pub fn dict_column(d: &Dict) -> StrCol {
+    let mut col = StrCol::with_rows(d.len());
+    for (i, v) in d.values.iter().enumerate() {
+        super::columns::push_utf8(&mut col.data, v);
+        col.close_row(i, true);
+    }
+    col
+}

@@ -1,0 +1,800 @@
+//! Line-local tokenizing of G-code text into columns.
+//!
+//! Everything here depends on one line only, so a file can be cut at line boundaries and the
+//! pieces lexed in parallel; modal context (layers, features, objects) is resolved afterwards
+//! in `context`, in file order, from the events recorded here.
+
+use super::columns::{push_utf8, Bitmap, F64Col, StrCol};
+use super::dict::CommandDict;
+use super::number::{scan, scan_uint, starts_number};
+use super::{Diagnostic, Severity};
+use crate::slicer::tags::{classify, Tag};
+
+/// The words that get a float64 column of their own, in column order.
+pub const WORD_COLUMNS: [u8; 12] = *b"XYZEFIJKRPST";
+
+const fn word_slots() -> [u8; 256] {
+    let mut t = [u8::MAX; 256];
+    let mut i = 0;
+    while i < WORD_COLUMNS.len() {
+        t[WORD_COLUMNS[i] as usize] = i as u8;
+        t[WORD_COLUMNS[i].to_ascii_lowercase() as usize] = i as u8;
+        i += 1;
+    }
+    t
+}
+static WORD_SLOT: [u8; 256] = word_slots();
+
+/// Commands whose whole argument is free text (`M117 Hello world`), as Marlin reads them.
+const TEXT_COMMANDS: [&[u8]; 9] =
+    [b"M23", b"M28", b"M30", b"M32", b"M33", b"M117", b"M118", b"M928", b"M16"];
+
+/// A slicer tag found on a comment-only line, owned so it outlives the text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    LayerChange(Option<f64>),
+    LayerZ(f64),
+    Height(f64),
+    Width(f64),
+    Feature(Vec<u8>),
+    ObjectStart(Vec<u8>),
+    ObjectEnd,
+    ThumbnailBegin { width: u32, height: u32 },
+    ThumbnailEnd,
+    ConfigBegin,
+    ConfigEnd,
+    HeaderBegin,
+    HeaderEnd,
+}
+
+impl Event {
+    fn from_tag(tag: Tag<'_>) -> Event {
+        match tag {
+            Tag::LayerChange => Event::LayerChange(None),
+            Tag::LayerChangeAt(z) => Event::LayerChange(Some(z)),
+            Tag::LayerZ(z) => Event::LayerZ(z),
+            Tag::Height(h) => Event::Height(h),
+            Tag::Width(w) => Event::Width(w),
+            Tag::Feature(f) => Event::Feature(f.to_vec()),
+            Tag::ObjectStart(o) => Event::ObjectStart(o.to_vec()),
+            Tag::ObjectEnd => Event::ObjectEnd,
+            Tag::ThumbnailBegin { width, height, .. } => Event::ThumbnailBegin { width, height },
+            Tag::ThumbnailEnd => Event::ThumbnailEnd,
+            Tag::ConfigBegin => Event::ConfigBegin,
+            Tag::ConfigEnd => Event::ConfigEnd,
+            Tag::HeaderBegin => Event::HeaderBegin,
+            Tag::HeaderEnd => Event::HeaderEnd,
+        }
+    }
+}
+
+/// Key/value parameters per row, as an Arrow map: `offsets` index into `keys`/`values`.
+#[derive(Debug, Clone)]
+pub struct ParamCol {
+    pub offsets: Vec<i32>,
+    pub keys: StrCol,
+    pub values: StrCol,
+    pub valid: Bitmap,
+}
+
+impl ParamCol {
+    fn with_rows(rows: usize) -> Self {
+        let mut offsets = Vec::with_capacity(rows + 1);
+        offsets.push(0);
+        ParamCol { offsets, keys: StrCol::with_rows(0), values: StrCol::with_rows(0), valid: Bitmap::zeros(rows) }
+    }
+    fn entries(&self) -> usize {
+        self.keys.offsets.len() - 1
+    }
+    #[inline]
+    fn push(&mut self, key: &[u8], value: &[u8]) -> bool {
+        let i = self.entries();
+        grow_bitmap(&mut self.keys.valid, i + 1);
+        grow_bitmap(&mut self.values.valid, i + 1);
+        let mut ok = push_utf8(&mut self.keys.data, key);
+        self.keys.close_row(i, true);
+        ok &= push_utf8(&mut self.values.data, value);
+        self.values.close_row(i, true);
+        ok
+    }
+    /// The parameters of `row` as (key, value) byte pairs.
+    pub fn row(&self, row: usize) -> impl Iterator<Item = (&[u8], &[u8])> {
+        let (a, b) = (self.offsets[row] as usize, self.offsets[row + 1] as usize);
+        (a..b).map(move |e| (self.keys.row(e).unwrap_or(b""), self.values.row(e).unwrap_or(b"")))
+    }
+    /// The value of `key` in `row`, if present.
+    pub fn get(&self, row: usize, key: &[u8]) -> Option<&[u8]> {
+        self.row(row).find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+}
+
+fn grow_bitmap(b: &mut Bitmap, len: usize) {
+    if b.bytes.len() * 8 < len {
+        b.bytes.resize(len.div_ceil(8).max(b.bytes.len() * 2), 0);
+    }
+    b.len = len;
+}
+
+/// The columns of one lexed piece of a file. Context columns are filled by `context`.
+#[derive(Debug)]
+pub struct Lexed {
+    pub first_line: u64,
+    pub rows: usize,
+    pub offset: Vec<i64>,
+    pub command: Vec<i32>,
+    pub commands: CommandDict,
+    pub n: Vec<i64>,
+    pub n_valid: Bitmap,
+    pub checksum_ok: Bitmap,
+    pub checksum_valid: Bitmap,
+    pub words: Vec<F64Col>,
+    pub params: ParamCol,
+    pub text: StrCol,
+    pub comment: StrCol,
+    /// Rows whose line holds nothing but comments (where slicer tags live).
+    pub comment_only: Bitmap,
+    pub events: Vec<(u32, Event)>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Number of lines in `text`: `\n`, `\r\n` and a lone `\r` each end one; a final line
+/// without a terminator counts too.
+pub fn count_lines(text: &[u8]) -> usize {
+    if text.is_empty() {
+        return 0;
+    }
+    let mut n = if memchr::memchr(b'\r', text).is_none() {
+        memchr::memchr_iter(b'\n', text).count()
+    } else {
+        let mut n = 0;
+        let mut prev_cr = false;
+        for pos in memchr::memchr2_iter(b'\n', b'\r', text) {
+            let is_lf = text[pos] == b'\n';
+            if !(is_lf && prev_cr && pos > 0 && text[pos - 1] == b'\r') {
+                n += 1;
+            }
+            prev_cr = !is_lf;
+        }
+        n
+    };
+    let last = text[text.len() - 1];
+    if last != b'\n' && last != b'\r' {
+        n += 1;
+    }
+    n
+}
+
+/// Iterates lines as (start, end-of-content, start-of-next).
+struct Lines<'a> {
+    text: &'a [u8],
+    pos: usize,
+    has_cr: bool,
+}
+
+impl Iterator for Lines<'_> {
+    type Item = (usize, usize, usize);
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        let start = self.pos;
+        if start >= self.text.len() {
+            return None;
+        }
+        let rest = &self.text[start..];
+        if !self.has_cr {
+            return Some(match memchr::memchr(b'\n', rest) {
+                Some(k) => {
+                    self.pos = start + k + 1;
+                    (start, start + k, self.pos)
+                }
+                None => {
+                    self.pos = self.text.len();
+                    (start, self.pos, self.pos)
+                }
+            });
+        }
+        Some(match memchr::memchr2(b'\n', b'\r', rest) {
+            Some(k) => {
+                let end = start + k;
+                let crlf = rest[k] == b'\r' && rest.get(k + 1) == Some(&b'\n');
+                self.pos = end + 1 + crlf as usize;
+                (start, end, self.pos)
+            }
+            None => {
+                self.pos = self.text.len();
+                (start, self.pos, self.pos)
+            }
+        })
+    }
+}
+
+#[inline(always)]
+fn skip_ws(s: &[u8], mut i: usize) -> usize {
+    while let Some(&b) = s.get(i) {
+        if b != b' ' && b != b'\t' {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
+
+#[inline(always)]
+fn is_ident(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+fn trim(s: &[u8]) -> &[u8] {
+    let a = s.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(s.len());
+    let b = s.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(a, |p| p + 1);
+    &s[a..b.max(a)]
+}
+
+/// Lexes `text` (whole lines) whose first byte is at `base_offset` of the file and whose first
+/// line is number `first_line` (1-based).
+pub fn lex(text: &[u8], base_offset: u64, first_line: u64) -> Lexed {
+    let rows = count_lines(text);
+    let mut out = Lexed {
+        first_line,
+        rows,
+        offset: Vec::with_capacity(rows),
+        command: Vec::with_capacity(rows),
+        commands: CommandDict::default(),
+        n: vec![0; rows],
+        n_valid: Bitmap::zeros(rows),
+        checksum_ok: Bitmap::zeros(rows),
+        checksum_valid: Bitmap::zeros(rows),
+        words: (0..WORD_COLUMNS.len()).map(|_| F64Col::new(rows)).collect(),
+        params: ParamCol::with_rows(rows),
+        text: StrCol::with_rows(rows),
+        comment: StrCol::with_rows(rows),
+        comment_only: Bitmap::zeros(rows),
+        events: Vec::new(),
+        diagnostics: Vec::new(),
+    };
+    let lines = Lines { text, pos: 0, has_cr: memchr::memchr(b'\r', text).is_some() };
+    let mut lx = LineLexer { out: &mut out, row: 0, line: &[], base_offset, start: 0 };
+    for (row, (start, end, _)) in lines.enumerate() {
+        lx.row = row;
+        lx.start = start;
+        lx.line = &text[start..end];
+        lx.lex_line();
+    }
+    out
+}
+
+struct LineLexer<'a, 'o> {
+    out: &'o mut Lexed,
+    row: usize,
+    line: &'a [u8],
+    base_offset: u64,
+    start: usize,
+}
+
+/// What the rest of the line is parsed as, once the command is known.
+#[derive(PartialEq)]
+enum Mode {
+    Words,
+    Text,
+    Extended,
+}
+
+impl<'a> LineLexer<'a, '_> {
+    fn diag(&mut self, code: &'static str, message: String) {
+        let line = self.out.first_line + self.row as u64;
+        let offset = self.base_offset + self.start as u64;
+        self.out.diagnostics.push(Diagnostic { line, offset, severity: Severity::Error, code, message });
+    }
+
+    fn lex_line(&mut self) {
+        let s = self.line;
+        let row = self.row;
+        self.out.offset.push((self.base_offset + self.start as u64) as i64);
+        let mut command = -1i32;
+        let mut comments = 0usize;
+        let mut content = false; // anything other than comments on the line
+        let mut mode = Mode::Words;
+        let mut i = skip_ws(s, 0);
+
+        if s.get(i) == Some(&b'%') {
+            command = self.out.commands.dict.intern(b"%");
+            content = true;
+            i += 1;
+        } else if matches!(s.get(i), Some(b'N' | b'n')) {
+            let k = skip_ws(s, i + 1);
+            if let Some((n, used)) = s.get(k..).and_then(scan_uint) {
+                self.out.n[row] = n.min(i64::MAX as u64) as i64;
+                self.out.n_valid.set(row);
+                content = true;
+                i = k + used;
+            }
+        }
+        i = skip_ws(s, i);
+
+        // The command: a letter and a number (`G1`, `m862.3`, `T 0`) or an identifier (`SET_VELOCITY_LIMIT`).
+        if let Some(&c) = s.get(i) {
+            if c.is_ascii_alphabetic() || c == b'_' {
+                let letter = c.to_ascii_uppercase();
+                let k = skip_ws(s, i + 1);
+                let at = s.get(k).copied().unwrap_or(0);
+                if matches!(letter, b'G' | b'M' | b'T') && (at.is_ascii_digit() || at == b'.') {
+                    let (id, used) = self.classic_command(letter, &s[k..]);
+                    command = id;
+                    content = true;
+                    i = k + used;
+                    let name = &self.out.commands.dict.values[id as usize];
+                    if TEXT_COMMANDS.contains(&name.as_slice()) {
+                        mode = Mode::Text;
+                    }
+                } else if c == b'_' || (is_ident(s.get(i + 1).copied().unwrap_or(0)) && !starts_number(at)) {
+                    let end = i + s[i..].iter().position(|&b| !is_ident(b)).unwrap_or(s.len() - i);
+                    let name: Vec<u8> = s[i..end].iter().map(u8::to_ascii_uppercase).collect();
+                    command = self.out.commands.dict.intern(&name);
+                    content = true;
+                    i = end;
+                    mode = Mode::Extended;
+                }
+            }
+        }
+
+        match mode {
+            Mode::Words => self.words(command, i, &mut comments, &mut content),
+            Mode::Text => self.free_text(i, &mut comments),
+            Mode::Extended => self.extended(i, &mut comments),
+        }
+
+        self.out.command.push(command);
+        self.out.comment.close_row(row, comments > 0);
+        self.out.text.close_row(row, self.out.text.data.len() > *self.out.text.offsets.last().unwrap() as usize || mode == Mode::Text);
+        let p = &mut self.out.params;
+        if p.entries() > *p.offsets.last().unwrap() as usize {
+            p.valid.set(row);
+        }
+        p.offsets.push(p.entries() as i32);
+        if comments > 0 && !content {
+            self.out.comment_only.set(row);
+            let start = *self.out.comment.offsets.get(row).unwrap() as usize;
+            if let Some(tag) = classify(&self.out.comment.data[start..]) {
+                self.out.events.push((row as u32, Event::from_tag(tag)));
+            }
+        }
+    }
+
+    /// Interns `G1`, `G01`, `m862.3`: the number is written without leading zeros.
+    fn classic_command(&mut self, letter: u8, s: &[u8]) -> (i32, usize) {
+        let digits = s.iter().position(|b| !b.is_ascii_digit()).unwrap_or(s.len());
+        let mut used = digits;
+        let mut frac = 0;
+        if s.get(digits) == Some(&b'.') {
+            frac = 1 + s[digits + 1..].iter().position(|b| !b.is_ascii_digit()).unwrap_or(s.len() - digits - 1);
+            used += frac;
+        }
+        let int_text = &s[..digits];
+        let trimmed = match int_text.iter().position(|&b| b != b'0') {
+            Some(p) => &int_text[p..],
+            None if digits > 0 => b"0",
+            None => b"",
+        };
+        let mut key = [0u8; 48];
+        let frac_text = &s[digits..digits + frac];
+        let len = 1 + trimmed.len() + frac_text.len();
+        if len > key.len() || trimmed.len() > 18 {
+            let mut v = vec![letter];
+            v.extend_from_slice(trimmed);
+            v.extend_from_slice(frac_text);
+            return (self.out.commands.dict.intern(&v), used);
+        }
+        key[0] = letter;
+        key[1..1 + trimmed.len()].copy_from_slice(trimmed);
+        key[1 + trimmed.len()..len].copy_from_slice(frac_text);
+        let int = (frac == 0).then(|| trimmed.iter().fold(0u64, |a, &b| a * 10 + (b - b'0') as u64));
+        (self.out.commands.classic(letter, int, &key[..len]), used)
+    }
+
+    fn comment(&mut self, text: &[u8], comments: &mut usize) {
+        if *comments > 0 {
+            self.out.comment.data.push(b' ');
+        }
+        *comments += 1;
+        if !push_utf8(&mut self.out.comment.data, trim(text)) {
+            self.diag("invalid-utf8", "comment is not valid UTF-8; invalid bytes replaced".into());
+        }
+    }
+
+    /// `*NN` after the content: the XOR of every byte before the `*` must equal NN.
+    fn checksum(&mut self, star: usize) -> usize {
+        let s = self.line;
+        let row = self.row;
+        match s.get(star + 1..).and_then(scan_uint) {
+            Some((expected, used)) => {
+                let actual = s[..star].iter().fold(0u8, |a, &b| a ^ b) as u64;
+                self.out.checksum_valid.set(row);
+                if actual == expected {
+                    self.out.checksum_ok.set(row);
+                } else {
+                    self.diag("checksum", format!("checksum mismatch: line says {expected}, content gives {actual}"));
+                }
+                star + 1 + used
+            }
+            None => {
+                self.diag("checksum", "'*' without a checksum number".into());
+                star + 1
+            }
+        }
+    }
+
+    fn words(&mut self, command: i32, mut i: usize, comments: &mut usize, content: &mut bool) {
+        let s = self.line;
+        let row = self.row;
+        let is_move = command >= 0 && {
+            let name = &self.out.commands.dict.values[command as usize];
+            matches!(name.as_slice(), b"G0" | b"G1" | b"G2" | b"G3")
+        };
+        let is_m486 = command >= 0 && self.out.commands.dict.values[command as usize] == b"M486";
+        let mut seen: u16 = 0;
+        while i < s.len() {
+            let c = s[i];
+            match c {
+                b' ' | b'\t' => i += 1,
+                b';' => {
+                    self.comment(&s[i + 1..], comments);
+                    return;
+                }
+                b'(' => match memchr::memchr(b')', &s[i + 1..]) {
+                    Some(k) => {
+                        self.comment(&s[i + 1..i + 1 + k], comments);
+                        i += k + 2;
+                    }
+                    None => {
+                        self.diag("unbalanced-paren", "'(' comment is not closed on this line".into());
+                        self.comment(&s[i + 1..], comments);
+                        return;
+                    }
+                },
+                b'*' => {
+                    i = self.checksum(i);
+                }
+                _ if c.is_ascii_alphabetic() => {
+                    *content = true;
+                    let letter = c.to_ascii_uppercase();
+                    let k = skip_ws(s, i + 1);
+                    let at = s.get(k).copied().unwrap_or(0);
+                    if at == b'"' {
+                        i = self.quoted_param(letter, k);
+                    } else if is_m486 && letter == b'A' {
+                        // `M486 A3DBenchy.stl`: the object name runs to the end of the content.
+                        let end = k + s[k..].iter().position(|&b| b == b';' || b == b'*').unwrap_or(s.len() - k);
+                        self.param(&[letter], trim(&s[k..end]));
+                        i = end;
+                    } else if let Some((v, used)) = if starts_number(at) { scan(&s[k..]) } else { None } {
+                        let slot = WORD_SLOT[letter as usize];
+                        if slot != u8::MAX {
+                            if seen & (1 << slot) != 0 {
+                                self.diag("repeated-word", format!("word {} appears twice; the last value is kept", letter as char));
+                            }
+                            seen |= 1 << slot;
+                            self.out.words[slot as usize].put(row, v);
+                        } else {
+                            let text = &s[k..k + used];
+                            self.param(&[letter], text);
+                        }
+                        i = k + used;
+                    } else {
+                        // A word without a number: a flag (`G28 X`, `M84 E`); NaN in its column.
+                        let slot = WORD_SLOT[letter as usize];
+                        if slot != u8::MAX {
+                            self.out.words[slot as usize].put(row, f64::NAN);
+                        } else {
+                            self.param(&[letter], b"");
+                        }
+                        if is_move {
+                            self.diag("missing-number", format!("word {} has no number", letter as char));
+                        }
+                        i = if starts_number(at) { k + 1 } else { i + 1 };
+                    }
+                }
+                _ => {
+                    *content = true;
+                    let end = i + s[i..].iter().position(|&b| b.is_ascii_alphabetic() || b == b' ' || b == b';').unwrap_or(s.len() - i);
+                    let end = end.max(i + 1);
+                    let shown = String::from_utf8_lossy(&s[i..end.min(i + 16)]).into_owned();
+                    self.diag("unexpected", format!("unexpected text {shown:?} skipped"));
+                    i = end;
+                }
+            }
+        }
+    }
+
+    fn param(&mut self, key: &[u8], value: &[u8]) {
+        if !self.out.params.push(key, value) {
+            self.diag("invalid-utf8", "parameter is not valid UTF-8; invalid bytes replaced".into());
+        }
+    }
+
+    /// A RepRapFirmware-style quoted string (`P"MK3S"`, `""` is a literal quote).
+    fn quoted_param(&mut self, letter: u8, open: usize) -> usize {
+        let s = self.line;
+        let mut value = Vec::new();
+        let mut i = open + 1;
+        loop {
+            match s.get(i) {
+                None => {
+                    self.diag("unbalanced-quote", "quoted string is not closed on this line".into());
+                    break;
+                }
+                Some(b'"') if s.get(i + 1) == Some(&b'"') => {
+                    value.push(b'"');
+                    i += 2;
+                }
+                Some(b'"') => {
+                    i += 1;
+                    break;
+                }
+                Some(&b) => {
+                    value.push(b);
+                    i += 1;
+                }
+            }
+        }
+        self.param(&[letter], &value);
+        i
+    }
+
+    /// `M117 Printing...`: the text runs to a `;` comment or a `*` checksum.
+    fn free_text(&mut self, i: usize, comments: &mut usize) {
+        let s = self.line;
+        let mut end = memchr::memchr(b';', &s[i..]).map_or(s.len(), |k| i + k);
+        let star = memchr::memrchr(b'*', &s[i..end]).map(|k| i + k);
+        let after = if let Some(st) = star.filter(|&st| s[st + 1..end].iter().all(|b| b.is_ascii_digit() || *b == b' ') && st + 1 < end) {
+            let next = self.checksum(st);
+            let e = end;
+            end = st;
+            Some((next, e))
+        } else {
+            None
+        };
+        if !push_utf8(&mut self.out.text.data, trim(&s[i..end])) {
+            self.diag("invalid-utf8", "text is not valid UTF-8; invalid bytes replaced".into());
+        }
+        let comment_at = after.map_or(end, |(_, e)| e);
+        if comment_at < s.len() {
+            self.comment(&s[comment_at + 1..], comments);
+        }
+    }
+
+    /// Klipper extended parameters: `KEY=VALUE` words with shell-style quoting; `;` and `#`
+    /// outside quotes start a comment, `*` a checksum.
+    fn extended(&mut self, mut i: usize, comments: &mut usize) {
+        let s = self.line;
+        let mut key = Vec::new();
+        let mut value = Vec::new();
+        loop {
+            i = skip_ws(s, i);
+            let Some(&c) = s.get(i) else { return };
+            match c {
+                b';' | b'#' => {
+                    self.comment(&s[i + 1..], comments);
+                    return;
+                }
+                b'*' if s.get(i + 1).is_some_and(u8::is_ascii_digit) => {
+                    i = self.checksum(i);
+                    continue;
+                }
+                _ => {}
+            }
+            // One shell word.
+            key.clear();
+            value.clear();
+            let mut has_eq = false;
+            let mut quote_error = false;
+            while let Some(&b) = s.get(i) {
+                match b {
+                    b' ' | b'\t' | b';' | b'#' => break,
+                    b'\'' => match memchr::memchr(b'\'', &s[i + 1..]) {
+                        Some(k) => {
+                            push_part(&mut key, &mut value, has_eq, &s[i + 1..i + 1 + k]);
+                            i += k + 2;
+                        }
+                        None => {
+                            quote_error = true;
+                            push_part(&mut key, &mut value, has_eq, &s[i + 1..]);
+                            i = s.len();
+                        }
+                    },
+                    b'"' => {
+                        i += 1;
+                        loop {
+                            match s.get(i) {
+                                None => {
+                                    quote_error = true;
+                                    break;
+                                }
+                                Some(b'"') => {
+                                    i += 1;
+                                    break;
+                                }
+                                Some(b'\\') if matches!(s.get(i + 1), Some(b'"' | b'\\' | b'$' | b'`')) => {
+                                    push_part(&mut key, &mut value, has_eq, &s[i + 1..i + 2]);
+                                    i += 2;
+                                }
+                                Some(_) => {
+                                    push_part(&mut key, &mut value, has_eq, &s[i..i + 1]);
+                                    i += 1;
+                                }
+                            }
+                        }
+                    }
+                    b'\\' if i + 1 < s.len() => {
+                        push_part(&mut key, &mut value, has_eq, &s[i + 1..i + 2]);
+                        i += 2;
+                    }
+                    b'=' if !has_eq => {
+                        has_eq = true;
+                        i += 1;
+                    }
+                    _ => {
+                        push_part(&mut key, &mut value, has_eq, &s[i..i + 1]);
+                        i += 1;
+                    }
+                }
+            }
+            if quote_error {
+                self.diag("unbalanced-quote", "quoted value is not closed on this line".into());
+            }
+            if !has_eq {
+                let shown = String::from_utf8_lossy(&key).into_owned();
+                self.diag("malformed-parameter", format!("parameter {shown:?} is not KEY=VALUE"));
+            }
+            key.make_ascii_uppercase();
+            let (k, v) = (std::mem::take(&mut key), std::mem::take(&mut value));
+            self.param(&k, &v);
+            key = k;
+            value = v;
+        }
+    }
+}
+
+#[inline]
+fn push_part(key: &mut Vec<u8>, value: &mut Vec<u8>, has_eq: bool, part: &[u8]) {
+    if has_eq {
+        value.extend_from_slice(part)
+    } else {
+        key.extend_from_slice(part)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(line: &str) -> Lexed {
+        lex(line.as_bytes(), 0, 1)
+    }
+    fn cmd(l: &Lexed, row: usize) -> Option<String> {
+        let id = l.command[row];
+        (id >= 0).then(|| String::from_utf8(l.commands.dict.values[id as usize].clone()).unwrap())
+    }
+    fn word(l: &Lexed, row: usize, w: u8) -> Option<f64> {
+        let slot = WORD_COLUMNS.iter().position(|&c| c == w).unwrap();
+        l.words[slot].get(row)
+    }
+    fn params(l: &Lexed, row: usize) -> Vec<(String, String)> {
+        l.params
+            .row(row)
+            .map(|(k, v)| (String::from_utf8(k.to_vec()).unwrap(), String::from_utf8(v.to_vec()).unwrap()))
+            .collect()
+    }
+    fn comment(l: &Lexed, row: usize) -> Option<String> {
+        l.comment.row(row).map(|c| String::from_utf8(c.to_vec()).unwrap())
+    }
+
+    #[test]
+    fn line_endings() {
+        assert_eq!(count_lines(b""), 0);
+        assert_eq!(count_lines(b"a"), 1);
+        assert_eq!(count_lines(b"a\n"), 1);
+        assert_eq!(count_lines(b"a\r\nb\rc\n\n"), 4);
+        assert_eq!(count_lines(b"\r\r\n\r"), 3);
+        let l = lex(b"G1 X1\r\nG1 X2\rG1 X3\n\nG1 X4", 10, 5);
+        assert_eq!(l.rows, 5);
+        assert_eq!(l.offset, vec![10, 17, 23, 29, 30]);
+        assert_eq!(word(&l, 2, b'X'), Some(3.0));
+        assert_eq!(cmd(&l, 3), None);
+        assert_eq!(word(&l, 4, b'X'), Some(4.0));
+    }
+
+    #[test]
+    fn classic_words() {
+        let l = one("g01x1.5Y-2 e.0461 F+1200 ; move\n");
+        assert_eq!(cmd(&l, 0).as_deref(), Some("G1"));
+        assert_eq!(word(&l, 0, b'X'), Some(1.5));
+        assert_eq!(word(&l, 0, b'Y'), Some(-2.0));
+        assert_eq!(word(&l, 0, b'E'), Some(0.0461));
+        assert_eq!(word(&l, 0, b'F'), Some(1200.0));
+        assert_eq!(comment(&l, 0).as_deref(), Some("move"));
+        assert!(l.diagnostics.is_empty());
+    }
+
+    #[test]
+    fn exponent_is_a_new_word() {
+        let l = one("G1 X1e2");
+        assert_eq!(word(&l, 0, b'X'), Some(1.0));
+        assert_eq!(word(&l, 0, b'E'), Some(2.0));
+    }
+
+    #[test]
+    fn dotted_commands_and_quoted_strings() {
+        let l = one("M862.3 P \"MK3S\" ; printer model check");
+        assert_eq!(cmd(&l, 0).as_deref(), Some("M862.3"));
+        assert_eq!(params(&l, 0), vec![("P".into(), "MK3S".into())]);
+        let l = one("M550 P\"my \"\"best\"\" printer\"");
+        assert_eq!(params(&l, 0), vec![("P".into(), "my \"best\" printer".into())]);
+    }
+
+    #[test]
+    fn text_commands() {
+        let l = one("M117 Layer 1/20 (50%) ; progress");
+        assert_eq!(cmd(&l, 0).as_deref(), Some("M117"));
+        assert_eq!(l.text.row(0), Some(&b"Layer 1/20 (50%)"[..]));
+        assert_eq!(comment(&l, 0).as_deref(), Some("progress"));
+        let l = one("M486 A3DBenchy.stl");
+        assert_eq!(params(&l, 0), vec![("A".into(), "3DBenchy.stl".into())]);
+        let l = one("M486 S1");
+        assert_eq!(word(&l, 0, b'S'), Some(1.0));
+    }
+
+    #[test]
+    fn extended_commands() {
+        let l = one("EXCLUDE_OBJECT_DEFINE NAME='a b' CENTER=1,2 POLYGON=[[0,0],[1,1]] ; def");
+        assert_eq!(cmd(&l, 0).as_deref(), Some("EXCLUDE_OBJECT_DEFINE"));
+        assert_eq!(
+            params(&l, 0),
+            vec![
+                ("NAME".into(), "a b".into()),
+                ("CENTER".into(), "1,2".into()),
+                ("POLYGON".into(), "[[0,0],[1,1]]".into())
+            ]
+        );
+        assert_eq!(comment(&l, 0).as_deref(), Some("def"));
+        let l = one("set_velocity_limit accel=5000 # why");
+        assert_eq!(cmd(&l, 0).as_deref(), Some("SET_VELOCITY_LIMIT"));
+        assert_eq!(params(&l, 0), vec![("ACCEL".into(), "5000".into())]);
+        let l = one("PRINT_START");
+        assert_eq!(cmd(&l, 0).as_deref(), Some("PRINT_START"));
+        assert!(params(&l, 0).is_empty());
+    }
+
+    #[test]
+    fn line_numbers_and_checksums() {
+        // XOR of "N1 G1 X1" is computed here independently of the lexer.
+        let body = "N1 G1 X1";
+        let ck = body.bytes().fold(0u8, |a, b| a ^ b);
+        let text = format!("{body}*{ck}\n{body}*{}\n", ck ^ 1);
+        let l = lex(text.as_bytes(), 0, 1);
+        assert_eq!(l.n[0], 1);
+        assert!(l.checksum_valid.get(0) && l.checksum_ok.get(0));
+        assert!(l.checksum_valid.get(1) && !l.checksum_ok.get(1));
+        assert_eq!(word(&l, 1, b'X'), Some(1.0), "a bad checksum is flagged, not dropped");
+        assert_eq!(l.diagnostics.len(), 1);
+        assert_eq!(l.diagnostics[0].line, 2);
+    }
+
+    #[test]
+    fn paren_comments_and_markers() {
+        let l = one("%\nG1 X1 (first) Y2 (second)\n(unclosed");
+        assert_eq!(cmd(&l, 0).as_deref(), Some("%"));
+        assert_eq!(word(&l, 1, b'Y'), Some(2.0));
+        assert_eq!(comment(&l, 1).as_deref(), Some("first second"));
+        assert_eq!(comment(&l, 2).as_deref(), Some("unclosed"));
+        assert_eq!(l.diagnostics[0].code, "unbalanced-paren");
+    }
+
+    #[test]
+    fn flags_and_garbage() {
+        let l = lex(b"G28 X Y\nM84 E\n\x00\x01garbage\xff X1\nG1 Xnan", 0, 1);
+        assert!(word(&l, 0, b'X').unwrap().is_nan());
+        assert!(word(&l, 1, b'E').unwrap().is_nan());
+        assert_eq!(word(&l, 2, b'X'), Some(1.0));
+        assert!(l.diagnostics.iter().any(|d| d.line == 3));
+        assert!(l.diagnostics.iter().any(|d| d.line == 4 && d.code == "missing-number"));
+    }
+}

@@ -1,0 +1,424 @@
+//! G-code parsing: line-local lexing into Arrow-layout columns (parallel over pieces of a file),
+//! then modal context and the file summary resolved in file order.
+
+pub mod columns;
+pub mod context;
+pub mod dict;
+pub mod lexer;
+pub mod number;
+pub mod summary;
+
+use std::io::Read;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub use context::{Context, ContextCols, LayerSource};
+pub use lexer::{lex, Lexed, WORD_COLUMNS};
+pub use summary::SummaryBuilder;
+
+use crate::bgcode;
+use crate::slicer::producer;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Warning,
+    Error,
+}
+
+/// A problem found on one line; lenient parsing records it and goes on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diagnostic {
+    /// 1-based line number.
+    pub line: u64,
+    /// Byte offset of the line's start (in the decoded text for `.bgcode`).
+    pub offset: u64,
+    pub severity: Severity,
+    /// A short stable code (`checksum`, `unbalanced-quote`, ...).
+    pub code: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GcodeError {
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{path}: binary G-code: {source}")]
+    Bgcode { path: String, source: bgcode::BgcodeError },
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Worker threads for lexing; 0 uses every core.
+    pub threads: usize,
+    /// Bytes per piece (the unit of parallel work and of one record batch).
+    pub chunk_bytes: usize,
+    /// Diagnostics kept (the total is always counted).
+    pub max_diagnostics: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { threads: 0, chunk_bytes: 4 << 20, max_diagnostics: 10_000 }
+    }
+}
+
+/// Layer markers are looked for in this much of the file's start to choose the layer source.
+pub const MARKER_WINDOW: u64 = 16 << 20;
+const HEAD_TAIL: usize = 64 << 10;
+
+/// One parsed piece: the lexed columns and its context columns.
+pub struct Batch {
+    pub lexed: Lexed,
+    pub context: ContextCols,
+}
+
+pub struct Parsed {
+    pub batches: Vec<Batch>,
+    pub context: Context,
+    pub diagnostics: Vec<Diagnostic>,
+    pub diagnostics_total: u64,
+}
+
+/// G-code text, mapped or decoded from a container.
+pub enum Text {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Text {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Text::Mapped(m) => m,
+            Text::Owned(v) => v,
+        }
+    }
+}
+
+/// A file's G-code text plus what its container says about it.
+pub struct Source {
+    pub text: Text,
+    pub file_bytes: u64,
+    pub bgcode: Option<bgcode::BgcodeFile>,
+}
+
+impl Source {
+    pub fn open(path: &Path) -> Result<Source, GcodeError> {
+        let io = |source| GcodeError::Io { path: path.display().to_string(), source };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        let text = if len == 0 {
+            Text::Owned(Vec::new())
+        } else {
+            // SAFETY: the map is read-only; a file truncated underneath us is the caller's risk,
+            // as with every memory-mapped reader.
+            Text::Mapped(unsafe { memmap2::Mmap::map(&file) }.map_err(io)?)
+        };
+        Source::from_text(text, &path.display().to_string())
+    }
+
+    pub fn from_bytes(bytes: Vec<u8>, name: &str) -> Result<Source, GcodeError> {
+        Source::from_text(Text::Owned(bytes), name)
+    }
+
+    fn from_text(text: Text, name: &str) -> Result<Source, GcodeError> {
+        let file_bytes = text.len() as u64;
+        if bgcode::is_bgcode(&text) {
+            let mut file = bgcode::read(&text)
+                .map_err(|source| GcodeError::Bgcode { path: name.to_string(), source })?;
+            let gcode = std::mem::take(&mut file.gcode);
+            return Ok(Source { text: Text::Owned(gcode), file_bytes, bgcode: Some(file) });
+        }
+        Ok(Source { text, file_bytes, bgcode: None })
+    }
+}
+
+/// Cuts `text` into pieces of about `size` bytes that end on line boundaries.
+pub fn split_lines(text: &[u8], size: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < text.len() {
+        let target = start + size.max(1);
+        if target >= text.len() {
+            out.push((start, text.len()));
+            break;
+        }
+        let end = match memchr::memchr(b'\n', &text[target..]) {
+            Some(k) => target + k + 1,
+            None => match memchr::memchr(b'\r', &text[target..]) {
+                Some(k) => target + k + 1,
+                None => text.len(),
+            },
+        };
+        out.push((start, end));
+        start = end;
+    }
+    out
+}
+
+fn threads(opts: &Options) -> usize {
+    if opts.threads > 0 {
+        opts.threads
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+}
+
+/// Lexes pieces on a small pool of scoped threads, preserving order.
+fn lex_pieces(text: &[u8], pieces: &[(usize, usize)], threads: usize) -> Vec<Lexed> {
+    if threads <= 1 || pieces.len() <= 1 {
+        return pieces.iter().map(|&(a, b)| lex(&text[a..b], a as u64, 1)).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let mut slots: Vec<Option<Lexed>> = (0..pieces.len()).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads.min(pieces.len()))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&(a, b)) = pieces.get(i) else { break };
+                        done.push((i, lex(&text[a..b], a as u64, 1)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        for w in workers {
+            for (i, lx) in w.join().expect("lexer thread panicked") {
+                slots[i] = Some(lx);
+            }
+        }
+    });
+    slots.into_iter().map(|s| s.expect("every piece lexed")).collect()
+}
+
+fn layer_source(lexed: &[Lexed], base_offsets: impl Iterator<Item = u64>) -> LayerSource {
+    for (lx, base) in lexed.iter().zip(base_offsets) {
+        if base >= MARKER_WINDOW {
+            break;
+        }
+        for (row, e) in &lx.events {
+            if matches!(e, lexer::Event::LayerChange(_)) && lx.offset[*row as usize] < MARKER_WINDOW as i64 {
+                return LayerSource::Markers;
+            }
+        }
+    }
+    LayerSource::Z
+}
+
+fn head_tail(text: &[u8]) -> (&[u8], &[u8]) {
+    let head = &text[..text.len().min(HEAD_TAIL)];
+    let tail = &text[text.len().saturating_sub(HEAD_TAIL)..];
+    (head, tail)
+}
+
+fn start_summary(ctx: &mut Context, source: &Source) {
+    let s = &mut ctx.summary;
+    s.bytes = source.file_bytes;
+    s.container = if source.bgcode.is_some() { "bgcode" } else { "text" };
+    if let Some(b) = &source.bgcode {
+        for (block, kv) in [
+            ("file", &b.file_metadata),
+            ("printer", &b.printer_metadata),
+            ("print", &b.print_metadata),
+            ("slicer", &b.slicer_metadata),
+        ] {
+            for (k, v) in kv {
+                s.bgcode_metadata.push((block.to_string(), k.clone(), v.clone()));
+            }
+        }
+        for t in &b.thumbnails {
+            s.thumbnails.push(summary::Thumbnail {
+                format: t.format.name(),
+                width: t.width as u32,
+                height: t.height as u32,
+                data: t.data.clone(),
+            });
+        }
+    }
+}
+
+fn detect_producer(ctx: &mut Context, source: &Source, head: &[u8], tail: &[u8]) {
+    let s = &mut ctx.summary;
+    s.producer = producer::detect(head, tail);
+    s.flavour = producer::flavour(head, tail);
+    if let Some(b) = &source.bgcode {
+        // PrusaSlicer puts its name in the bgcode file metadata ("Producer=PrusaSlicer 2.9.1").
+        if s.producer.is_none() {
+            if let Some((_, v)) = b.file_metadata.iter().find(|(k, _)| k.eq_ignore_ascii_case("producer")) {
+                let mut parts = v.splitn(2, ' ');
+                let name = parts.next().unwrap_or_default().to_string();
+                s.producer = Some(producer::Producer { name, version: parts.next().map(str::to_string) });
+            }
+        }
+    }
+}
+
+/// Parses a whole source, lexing pieces in parallel.
+pub fn parse(source: &Source, opts: &Options) -> Parsed {
+    let text: &[u8] = &source.text;
+    let pieces = split_lines(text, opts.chunk_bytes);
+    let mut lexed = lex_pieces(text, &pieces, threads(opts));
+    let mut ctx = Context::new(layer_source(&lexed, pieces.iter().map(|p| p.0 as u64)));
+    start_summary(&mut ctx, source);
+    let (head, tail) = head_tail(text);
+    detect_producer(&mut ctx, source, head, tail);
+    let mut batches = Vec::with_capacity(lexed.len());
+    let mut diagnostics = Vec::new();
+    let mut total = 0u64;
+    for mut lx in lexed.drain(..) {
+        let context = ctx.resolve(&mut lx);
+        total += lx.diagnostics.len() as u64;
+        let room = opts.max_diagnostics.saturating_sub(diagnostics.len());
+        diagnostics.extend(lx.diagnostics.drain(..).take(room));
+        batches.push(Batch { lexed: lx, context });
+    }
+    ctx.finish();
+    Parsed { batches, context: ctx, diagnostics, diagnostics_total: total }
+}
+
+/// Parses a stream piece by piece, for inputs larger than memory: each `next()` gives a batch
+/// and the context carries over. Output equals `parse` on the same bytes.
+pub struct Stream<R: Read> {
+    reader: R,
+    opts: Options,
+    carry: Vec<u8>,
+    offset: u64,
+    eof: bool,
+    ctx: Option<Context>,
+    pending: std::collections::VecDeque<Lexed>,
+    head: Vec<u8>,
+    tail: Vec<u8>,
+    pub diagnostics_total: u64,
+}
+
+impl<R: Read> Stream<R> {
+    pub fn new(reader: R, opts: Options) -> Self {
+        Stream {
+            reader,
+            opts,
+            carry: Vec::new(),
+            offset: 0,
+            eof: false,
+            ctx: None,
+            pending: Default::default(),
+            head: Vec::new(),
+            tail: Vec::new(),
+            diagnostics_total: 0,
+        }
+    }
+
+    /// Reads and lexes the next piece; None at the end.
+    fn lex_next(&mut self) -> std::io::Result<Option<Lexed>> {
+        let want = self.opts.chunk_bytes.max(1);
+        loop {
+            // Cut at the last complete line the buffer holds.
+            if self.carry.len() >= want || self.eof {
+                let cut = if self.eof {
+                    self.carry.len()
+                } else {
+                    match memchr::memrchr(b'\n', &self.carry) {
+                        Some(k) => k + 1,
+                        None => match memchr::memrchr(b'\r', &self.carry[..self.carry.len() - 1]) {
+                            Some(k) => k + 1,
+                            None => 0,
+                        },
+                    }
+                };
+                if cut > 0 {
+                    let rest = self.carry.split_off(cut);
+                    let piece = std::mem::replace(&mut self.carry, rest);
+                    let lx = lex(&piece, self.offset, 1);
+                    self.offset += piece.len() as u64;
+                    if self.head.len() < HEAD_TAIL {
+                        let take = (HEAD_TAIL - self.head.len()).min(piece.len());
+                        self.head.extend_from_slice(&piece[..take]);
+                    }
+                    let keep = piece.len().min(HEAD_TAIL);
+                    self.tail.extend_from_slice(&piece[piece.len() - keep..]);
+                    let drop = self.tail.len().saturating_sub(HEAD_TAIL);
+                    self.tail.drain(..drop);
+                    return Ok(Some(lx));
+                }
+                if self.eof {
+                    return Ok(None);
+                }
+            }
+            let old = self.carry.len();
+            self.carry.resize(old + want, 0);
+            let n = self.reader.read(&mut self.carry[old..])?;
+            self.carry.truncate(old + n);
+            if n == 0 {
+                self.eof = true;
+            }
+        }
+    }
+
+    /// The next batch, or None when the input is exhausted.
+    pub fn next_batch(&mut self) -> std::io::Result<Option<Batch>> {
+        if self.ctx.is_none() {
+            // Look ahead far enough to choose the layer source exactly as `parse` does.
+            let mut seen = 0u64;
+            while seen < MARKER_WINDOW {
+                match self.lex_next()? {
+                    Some(lx) => {
+                        seen = self.offset;
+                        self.pending.push_back(lx);
+                    }
+                    None => break,
+                }
+            }
+            let bases: Vec<u64> = self.pending.iter().map(|l| l.offset.first().copied().unwrap_or(0) as u64).collect();
+            let lexed: Vec<Lexed> = self.pending.drain(..).collect();
+            let mut ctx = Context::new(layer_source(&lexed, bases.into_iter()));
+            self.pending.extend(lexed);
+            ctx.summary.container = "text";
+            self.ctx = Some(ctx);
+        }
+        let mut lx = match self.pending.pop_front() {
+            Some(lx) => lx,
+            None => match self.lex_next()? {
+                Some(lx) => lx,
+                None => return Ok(None),
+            },
+        };
+        let ctx = self.ctx.as_mut().expect("context set above");
+        let context = ctx.resolve(&mut lx);
+        self.diagnostics_total += lx.diagnostics.len() as u64;
+        Ok(Some(Batch { lexed: lx, context }))
+    }
+
+    /// The context so far (None before the first batch).
+    pub fn context(&self) -> Option<&Context> {
+        self.ctx.as_ref()
+    }
+
+    /// The finished context (dictionaries and summary) once every batch has been taken.
+    pub fn finish(mut self) -> Context {
+        let mut ctx = self.ctx.take().unwrap_or_else(|| Context::new(LayerSource::Z));
+        ctx.summary.bytes = self.offset;
+        ctx.summary.producer = producer::detect(&self.head, &self.tail);
+        ctx.summary.flavour = producer::flavour(&self.head, &self.tail);
+        ctx.finish();
+        ctx
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_is_on_line_boundaries() {
+        let text = b"G1 X1\nG1 X2\r\nG1 X3\rG1 X4";
+        for size in 1..text.len() + 2 {
+            let pieces = split_lines(text, size);
+            let joined: Vec<u8> = pieces.iter().flat_map(|&(a, b)| text[a..b].to_vec()).collect();
+            assert_eq!(joined, text);
+            let lines: usize = pieces.iter().map(|&(a, b)| lexer::count_lines(&text[a..b])).sum();
+            assert_eq!(lines, 4, "size {size}");
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The file-level summary: producer, flavour, settings, estimates, layers, thumbnails, counts.
+
+use crate::slicer::meta::{self, Fact};
+use crate::slicer::producer::Producer;
+use crate::slicer::tags::ImageFormat;
+
+use super::dict::Dict;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerInfo {
+    /// Z of the layer (mm); NaN when the file never states it.
+    pub z: f64,
+    /// Layer height from the slicer's tag, NaN when absent.
+    pub height: f64,
+    /// 1-based line where the layer starts.
+    pub first_line: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Thumbnail {
+    pub format: &'static str,
+    pub width: u32,
+    pub height: u32,
+    pub data: Vec<u8>,
+}
+
+pub fn format_name(f: ImageFormat) -> &'static str {
+    match f {
+        ImageFormat::Png => "png",
+        ImageFormat::Jpg => "jpg",
+        ImageFormat::Qoi => "qoi",
+        ImageFormat::Unknown => "unknown",
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SummaryBuilder {
+    pub producer: Option<Producer>,
+    pub flavour: Option<String>,
+    pub settings: Vec<(String, String)>,
+    pub estimates: Vec<(String, f64)>,
+    pub filament: Vec<(String, f64)>,
+    pub layer_count_stated: Option<i64>,
+    pub layers: Vec<LayerInfo>,
+    pub thumbnails: Vec<Thumbnail>,
+    pub command_counts: Vec<(Vec<u8>, u64)>,
+    pub checksums: u64,
+    pub checksums_ok: u64,
+    pub line_numbers: u64,
+    pub layer_source: &'static str,
+    pub rows: u64,
+    pub bytes: u64,
+    pub container: &'static str,
+    pub bgcode_metadata: Vec<(String, String, String)>,
+}
+
+impl SummaryBuilder {
+    pub fn add_command_counts(&mut self, dict: &Dict, counts: &[u64]) {
+        if self.command_counts.len() < dict.len() {
+            for v in &dict.values[self.command_counts.len()..] {
+                self.command_counts.push((v.clone(), 0));
+            }
+        }
+        for (slot, &c) in self.command_counts.iter_mut().zip(counts) {
+            slot.1 += c;
+        }
+    }
+
+    pub fn count_checksums(&mut self, present: usize, ok: usize, line_numbers: usize) {
+        self.checksums += present as u64;
+        self.checksums_ok += ok as u64;
+        self.line_numbers += line_numbers as u64;
+    }
+
+    pub fn add_thumbnail(&mut self, base64: &[u8], (width, height): (u32, u32)) {
+        if let Some(data) = meta::decode_thumbnail(&[base64]) {
+            let format = format_name(meta::image_format(&data));
+            self.thumbnails.push(Thumbnail { format, width, height, data });
+        }
+    }
+
+    pub fn add_fact(&mut self, f: Fact) {
+        match f {
+            Fact::EstimatedTime { mode, seconds } => self.estimates.push((mode, seconds)),
+            Fact::FilamentUsed { unit, value } => self.filament.push((unit, value)),
+            Fact::Setting { key, value } => self.settings.push((key, value)),
+            Fact::LayerCount(n) => self.layer_count_stated = Some(n),
+        }
+    }
+}

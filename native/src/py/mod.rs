@@ -1,0 +1,255 @@
+//! The PyO3 layer: converts core results to numpy buffers and dicts, nothing else.
+//! Bulk work runs with the GIL released; Python assembles the buffers into Arrow without copies.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::PathBuf;
+
+use numpy::{IntoPyArray, PyArray1};
+use pyo3::exceptions::PyOSError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList};
+
+use crate::gcode::columns::{Bitmap, F64Col, StrCol};
+use crate::gcode::dict::Dict;
+use crate::gcode::{self, Batch, Context, Diagnostic, GcodeError, Options, Source, WORD_COLUMNS};
+
+fn to_py_err(py: Python<'_>, e: GcodeError) -> PyErr {
+    match e {
+        GcodeError::Io { .. } => PyOSError::new_err(e.to_string()),
+        GcodeError::Bgcode { .. } => parse_error(py, e.to_string()).unwrap_or_else(|err| err),
+    }
+}
+
+/// `threedpai.errors.GcodeParseError(message)`, a `ValueError` subclass defined in Python.
+fn parse_error(py: Python<'_>, message: String) -> PyResult<PyErr> {
+    let cls = py.import("threedpai.errors")?.getattr("GcodeParseError")?;
+    Ok(PyErr::from_value(cls.call1((message,))?))
+}
+
+fn options(threads: usize, chunk_bytes: usize, max_diagnostics: usize) -> Options {
+    Options { threads, chunk_bytes: chunk_bytes.max(1), max_diagnostics }
+}
+
+fn bitmap<'py>(py: Python<'py>, b: Bitmap) -> Bound<'py, PyArray1<u8>> {
+    b.bytes.into_pyarray(py)
+}
+
+fn f64_col<'py>(py: Python<'py>, c: F64Col) -> PyResult<Bound<'py, PyAny>> {
+    let nulls = c.valid.null_count();
+    Ok((c.values.into_pyarray(py), bitmap(py, c.valid), nulls).into_pyobject(py)?.into_any())
+}
+
+fn str_col<'py>(py: Python<'py>, c: StrCol) -> PyResult<Bound<'py, PyAny>> {
+    let nulls = c.valid.null_count();
+    Ok((c.offsets.into_pyarray(py), c.data.into_pyarray(py), bitmap(py, c.valid), nulls).into_pyobject(py)?.into_any())
+}
+
+fn i32_col<'py>(py: Python<'py>, v: Vec<i32>) -> PyResult<Bound<'py, PyAny>> {
+    let valid = gcode::columns::I32Col { values: v };
+    let b = valid.validity();
+    let nulls = b.null_count();
+    Ok((valid.values.into_pyarray(py), bitmap(py, b), nulls).into_pyobject(py)?.into_any())
+}
+
+fn strings(d: &Dict) -> Vec<String> {
+    d.values.iter().map(|v| String::from_utf8_lossy(v).into_owned()).collect()
+}
+
+fn batch_dict<'py>(py: Python<'py>, b: Batch) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    let lx = b.lexed;
+    let cx = b.context;
+    d.set_item("rows", lx.rows)?;
+    d.set_item("first_line", lx.first_line)?;
+    d.set_item("offset", lx.offset.into_pyarray(py))?;
+    d.set_item("command", i32_col(py, lx.command)?)?;
+    let n_nulls = lx.n_valid.null_count();
+    d.set_item("n", (lx.n.into_pyarray(py), bitmap(py, lx.n_valid), n_nulls))?;
+    let ck_nulls = lx.checksum_valid.null_count();
+    d.set_item("checksum_ok", (bitmap(py, lx.checksum_ok), bitmap(py, lx.checksum_valid), ck_nulls))?;
+    for (letter, col) in WORD_COLUMNS.iter().zip(lx.words) {
+        d.set_item((*letter as char).to_string(), f64_col(py, col)?)?;
+    }
+    let p = lx.params;
+    let p_nulls = p.valid.null_count();
+    d.set_item(
+        "params",
+        (
+            p.offsets.into_pyarray(py),
+            str_col(py, p.keys)?,
+            str_col(py, p.values)?,
+            bitmap(py, p.valid),
+            p_nulls,
+        ),
+    )?;
+    d.set_item("text", str_col(py, lx.text)?)?;
+    d.set_item("comment", str_col(py, lx.comment)?)?;
+    d.set_item("layer", i32_col(py, cx.layer)?)?;
+    d.set_item("z", f64_col(py, cx.z)?)?;
+    d.set_item("feature", i32_col(py, cx.feature)?)?;
+    d.set_item("object", i32_col(py, cx.object)?)?;
+    d.set_item("width", f64_col(py, cx.width)?)?;
+    d.set_item("height", f64_col(py, cx.height)?)?;
+    Ok(d)
+}
+
+fn diagnostics<'py>(py: Python<'py>, diags: &[Diagnostic]) -> PyResult<Bound<'py, PyList>> {
+    let out = PyList::empty(py);
+    for d in diags {
+        let item = PyDict::new(py);
+        item.set_item("line", d.line)?;
+        item.set_item("offset", d.offset)?;
+        item.set_item("severity", format!("{:?}", d.severity).to_lowercase())?;
+        item.set_item("code", d.code)?;
+        item.set_item("message", &d.message)?;
+        out.append(item)?;
+    }
+    Ok(out)
+}
+
+fn summary_dict<'py>(py: Python<'py>, ctx: &Context) -> PyResult<Bound<'py, PyDict>> {
+    let s = &ctx.summary;
+    let d = PyDict::new(py);
+    d.set_item("producer", s.producer.as_ref().map(|p| p.name.clone()))?;
+    d.set_item("producer_version", s.producer.as_ref().and_then(|p| p.version.clone()))?;
+    d.set_item("flavour", s.flavour.clone())?;
+    d.set_item("container", s.container)?;
+    d.set_item("bytes", s.bytes)?;
+    d.set_item("lines", s.rows)?;
+    let counts = PyDict::new(py);
+    let mut sorted: Vec<_> = s.command_counts.iter().filter(|(_, c)| *c > 0).collect();
+    sorted.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    for (name, c) in sorted {
+        counts.set_item(String::from_utf8_lossy(name), c)?;
+    }
+    d.set_item("commands", counts)?;
+    d.set_item("layer_source", s.layer_source)?;
+    d.set_item("layer_count", s.layers.len())?;
+    d.set_item("layer_count_stated", s.layer_count_stated)?;
+    let layers = PyList::empty(py);
+    for l in &s.layers {
+        let z = if l.z.is_nan() { None } else { Some(l.z) };
+        let h = if l.height.is_nan() { None } else { Some(l.height) };
+        layers.append((z, h, l.first_line))?;
+    }
+    d.set_item("layers", layers)?;
+    d.set_item("features", strings(&ctx.features))?;
+    d.set_item("objects", strings(&ctx.objects))?;
+    d.set_item("settings", s.settings.clone())?;
+    d.set_item("estimates", s.estimates.clone())?;
+    d.set_item("filament", s.filament.clone())?;
+    d.set_item("bgcode_metadata", s.bgcode_metadata.clone())?;
+    let thumbs = PyList::empty(py);
+    for t in &s.thumbnails {
+        let item = PyDict::new(py);
+        item.set_item("format", t.format)?;
+        item.set_item("width", t.width)?;
+        item.set_item("height", t.height)?;
+        item.set_item("data", PyBytes::new(py, &t.data))?;
+        thumbs.append(item)?;
+    }
+    d.set_item("thumbnails", thumbs)?;
+    d.set_item("line_numbers", s.line_numbers)?;
+    d.set_item("checksums", s.checksums)?;
+    d.set_item("checksums_ok", s.checksums_ok)?;
+    Ok(d)
+}
+
+fn result_dict<'py>(py: Python<'py>, parsed: gcode::Parsed) -> PyResult<Bound<'py, PyDict>> {
+    let out = PyDict::new(py);
+    let ctx = parsed.context;
+    out.set_item("summary", summary_dict(py, &ctx)?)?;
+    out.set_item("commands", strings(&ctx.commands))?;
+    out.set_item("features", strings(&ctx.features))?;
+    out.set_item("objects", strings(&ctx.objects))?;
+    out.set_item("diagnostics", diagnostics(py, &parsed.diagnostics)?)?;
+    out.set_item("diagnostics_total", parsed.diagnostics_total)?;
+    let batches = PyList::empty(py);
+    for b in parsed.batches {
+        batches.append(batch_dict(py, b)?)?;
+    }
+    out.set_item("batches", batches)?;
+    Ok(out)
+}
+
+/// Parses a G-code or binary G-code file into column buffers (GIL released while parsing).
+#[pyfunction]
+#[pyo3(signature = (path, threads=0, chunk_bytes=4<<20, max_diagnostics=10_000))]
+fn parse_file<'py>(py: Python<'py>, path: PathBuf, threads: usize, chunk_bytes: usize, max_diagnostics: usize) -> PyResult<Bound<'py, PyDict>> {
+    let opts = options(threads, chunk_bytes, max_diagnostics);
+    let parsed = py.detach(|| Source::open(&path).map(|s| gcode::parse(&s, &opts)));
+    result_dict(py, parsed.map_err(|e| to_py_err(py, e))?)
+}
+
+/// Parses G-code (or binary G-code) held in memory.
+#[pyfunction]
+#[pyo3(signature = (data, name="<bytes>", threads=0, chunk_bytes=4<<20, max_diagnostics=10_000))]
+fn parse_bytes<'py>(py: Python<'py>, data: Vec<u8>, name: &str, threads: usize, chunk_bytes: usize, max_diagnostics: usize) -> PyResult<Bound<'py, PyDict>> {
+    let opts = options(threads, chunk_bytes, max_diagnostics);
+    let parsed = py.detach(|| Source::from_bytes(data, name).map(|s| gcode::parse(&s, &opts)));
+    result_dict(py, parsed.map_err(|e| to_py_err(py, e))?)
+}
+
+/// Batches of a text G-code file read piece by piece, for files larger than memory.
+#[pyclass(name = "GcodeStream")]
+struct PyStream {
+    inner: Option<gcode::Stream<Box<dyn Read + Send + Sync>>>,
+    max_diagnostics: usize,
+    diagnostics_kept: usize,
+}
+
+#[pymethods]
+impl PyStream {
+    #[new]
+    #[pyo3(signature = (path, chunk_bytes=64<<20, max_diagnostics=10_000))]
+    fn new(path: PathBuf, chunk_bytes: usize, max_diagnostics: usize) -> PyResult<Self> {
+        let file = File::open(&path).map_err(|e| PyOSError::new_err(format!("{}: {e}", path.display())))?;
+        let reader: Box<dyn Read + Send + Sync> = Box::new(std::io::BufReader::with_capacity(1 << 20, file));
+        Ok(PyStream { inner: Some(gcode::Stream::new(reader, options(1, chunk_bytes, max_diagnostics))), max_diagnostics, diagnostics_kept: 0 })
+    }
+
+    /// The next batch as (columns, commands, features, objects, diagnostics), or None.
+    fn next_batch<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let Some(stream) = self.inner.as_mut() else { return Ok(None) };
+        let batch = py.detach(|| stream.next_batch()).map_err(|e| PyOSError::new_err(e.to_string()))?;
+        py.check_signals()?;
+        let Some(mut b) = batch else { return Ok(None) };
+        let room = self.max_diagnostics.saturating_sub(self.diagnostics_kept);
+        let diags: Vec<Diagnostic> = b.lexed.diagnostics.drain(..).take(room).collect();
+        self.diagnostics_kept += diags.len();
+        let diags = diagnostics(py, &diags)?;
+        // Dictionaries as they stand after this batch (they only grow, so ids stay valid).
+        let (c, f, o) = stream_dicts(stream);
+        let cols = batch_dict(py, b)?;
+        Ok(Some((cols, c, f, o, diags).into_pyobject(py)?.into_any()))
+    }
+
+    /// The summary, once every batch has been read.
+    fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let stream = self.inner.take().ok_or_else(|| PyOSError::new_err("stream already finished"))?;
+        let total = stream.diagnostics_total;
+        let ctx = stream.finish();
+        let d = summary_dict(py, &ctx)?;
+        d.set_item("diagnostics_total", total)?;
+        Ok(d)
+    }
+}
+
+fn stream_dicts<R: Read>(s: &gcode::Stream<R>) -> (Vec<String>, Vec<String>, Vec<String>) {
+    match s.context() {
+        Some(ctx) => (strings(&ctx.commands), strings(&ctx.features), strings(&ctx.objects)),
+        None => Default::default(),
+    }
+}
+
+/// Line format facts the Python layer shares with the core.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(parse_file, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_bytes, m)?)?;
+    m.add_class::<PyStream>()?;
+    m.add("WORD_COLUMNS", WORD_COLUMNS.iter().map(|c| (*c as char).to_string()).collect::<Vec<_>>())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,6 @@
+import numpy as np
+import numpy.typing as npt
+
+def asof_indices(
+    left: npt.ArrayLike, right: npt.ArrayLike, direction: str = "backward", tolerance: float = ...
+) -> npt.NDArray[np.int64]: ...

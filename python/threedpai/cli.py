@@ -1,0 +1,192 @@
+"""The ``threedpai`` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+app = typer.Typer(help="threedpai: the data and AI toolkit for 3D printing.", no_args_is_help=True)
+gcode_app = typer.Typer(help="Parse G-code and binary G-code (.bgcode).", no_args_is_help=True)
+app.add_typer(gcode_app, name="gcode")
+console = Console()
+
+FORMATS = ("parquet", "csv", "jsonl")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def atomic_write(path: Path, write) -> None:
+    """Writes through a temporary file in the same folder, then renames: never half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _plain(table):
+    """Dictionary and map columns as plain strings, for CSV and JSON Lines."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    cols = []
+    for name, col in zip(table.column_names, table.columns):
+        if pa.types.is_dictionary(col.type):
+            col = pc.cast(col, pa.string())
+        elif pa.types.is_map(col.type):
+            col = pa.array(
+                [None if v is None else json.dumps(dict(v)) for v in col.to_pylist()], pa.string()
+            )
+        cols.append(col)
+    return pa.table(cols, names=table.column_names)
+
+
+@gcode_app.command("parse")
+def gcode_parse(
+    file: Annotated[Path, typer.Argument(help="A .gcode or .bgcode file.", exists=True, dir_okay=False)],
+    output: Annotated[Path, typer.Option("-o", "--output", help="OUT.parquet, OUT.csv or OUT.jsonl.")],
+    strict: Annotated[bool, typer.Option(help="Stop at the first problem instead of reporting it.")] = False,
+    threads: Annotated[int, typer.Option(help="Worker threads (0: every core).")] = 0,
+) -> None:
+    """Parse FILE into one row per line (see docs/gcode.md for the columns)."""
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    from threedpai import gcode
+    from threedpai.errors import GcodeParseError
+
+    fmt = output.suffix.lstrip(".").lower()
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"output must end in one of {', '.join('.' + f for f in FORMATS)}", param_hint="-o")
+    start = time.perf_counter()
+    try:
+        parsed = gcode.read(file, strict=strict, threads=threads)
+    except GcodeParseError as e:
+        console.print(f"[red]error[/red] {e}")
+        raise typer.Exit(1) from e
+    parse_s = time.perf_counter() - start
+    table = parsed.table
+    if fmt == "parquet":
+        atomic_write(output, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+    elif fmt == "csv":
+        atomic_write(output, lambda tmp: pcsv.write_csv(_plain(table), tmp))
+    else:
+
+        def write_jsonl(tmp: str) -> None:
+            with open(tmp, "w", encoding="utf-8") as f:
+                for batch in _plain(table).to_batches(65536):
+                    for row in batch.to_pylist():
+                        f.write(json.dumps(row, allow_nan=False, default=str) + "\n")
+
+        atomic_write(output, write_jsonl)
+    mb = parsed.summary["bytes"] / 1e6
+    console.print(
+        f"{file}: {table.num_rows:,} lines, {mb:.1f} MB parsed in {parse_s * 1000:.0f} ms "
+        f"({mb / max(parse_s, 1e-9):.0f} MB/s) -> {output}"
+    )
+    _print_diagnostics(parsed.diagnostics, parsed.diagnostics_total)
+
+
+def _print_diagnostics(diags: list[dict[str, Any]], total: int, shown: int = 10) -> None:
+    if not total:
+        return
+    console.print(f"[yellow]{total} diagnostic(s)[/yellow]")
+    for d in diags[:shown]:
+        console.print(f"  line {d['line']}: [{d['code']}] {d['message']}")
+    if total > shown:
+        console.print(f"  ... {total - shown} more")
+
+
+def _summary_table(path: Path, s: dict[str, Any]) -> Table:
+    t = Table(title=str(path), show_header=False, title_justify="left")
+    t.add_column("key", style="bold")
+    t.add_column("value")
+    producer = " ".join(p for p in (s["producer"], s["producer_version"]) if p) or "unknown"
+    t.add_row("producer", producer)
+    t.add_row("flavour", s["flavour"] or "unknown")
+    t.add_row("container", s["container"])
+    t.add_row("size", f"{s['bytes'] / 1e6:.2f} MB, {s['lines']:,} lines")
+    stated = f" (file states {s['layer_count_stated']})" if s["layer_count_stated"] is not None else ""
+    t.add_row("layers", f"{s['layer_count']} from {s['layer_source']}{stated}")
+    top = ", ".join(f"{k}:{v}" for k, v in list(s["commands"].items())[:12])
+    t.add_row("commands", top)
+    t.add_row("features", ", ".join(s["features"]) or "-")
+    t.add_row("objects", ", ".join(s["objects"]) or "-")
+    for mode, seconds in s["estimates"]:
+        t.add_row(f"estimate ({mode})", time.strftime("%H:%M:%S", time.gmtime(seconds)) + f"  ({seconds:.0f} s)")
+    for unit, value in s["filament"]:
+        t.add_row(f"filament [{unit}]", f"{value:g}")
+    t.add_row("settings", f"{len(s['settings'])} entries")
+    thumbs = ", ".join(f"{th['width']}x{th['height']} {th['format']}" for th in s["thumbnails"])
+    t.add_row("thumbnails", thumbs or "-")
+    if s["checksums"]:
+        t.add_row("checksums", f"{s['checksums_ok']}/{s['checksums']} ok")
+    t.add_row("diagnostics", str(s["diagnostics"]))
+    return t
+
+
+@gcode_app.command("summary")
+def gcode_summary(
+    files: Annotated[list[Path], typer.Argument(help="G-code files.", exists=True, dir_okay=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Print what a file says about itself: producer, flavour, layers, features, objects, estimates."""
+    from threedpai import gcode
+
+    results = []
+    with _progress() as progress:
+        task = progress.add_task("summarizing", total=len(files), visible=len(files) > 1)
+        for f in files:
+            s = gcode._public_summary(gcode.summary(f))
+            results.append((f, s))
+            progress.advance(task)
+    if as_json:
+        out = {str(f): s for f, s in results}
+        print(json.dumps(out if len(results) > 1 else results[0][1], indent=2))
+        return
+    for f, s in results:
+        console.print(_summary_table(f, s))
+
+
+@gcode_app.command("thumbnails")
+def gcode_thumbnails(
+    file: Annotated[Path, typer.Argument(help="A .gcode or .bgcode file.", exists=True, dir_okay=False)],
+    out_dir: Annotated[Path, typer.Option("-o", "--output", help="Folder for the images.")] = Path("."),
+) -> None:
+    """Extract the embedded thumbnails as image files."""
+    from threedpai import gcode
+
+    s = gcode.summary(file)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for i, t in enumerate(s["thumbnails"]):
+        path = out_dir / f"{file.stem}_{i}_{t['width']}x{t['height']}.{t['format']}"
+        atomic_write(path, lambda tmp, data=t["data"]: Path(tmp).write_bytes(data))
+        console.print(str(path))
+    if not s["thumbnails"]:
+        console.print("no thumbnails")
+
+
+if __name__ == "__main__":
+    app()
