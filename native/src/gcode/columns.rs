@@ -25,11 +25,26 @@ impl Bitmap {
     pub fn get(&self, i: usize) -> bool {
         self.bytes[i >> 3] & (1 << (i & 7)) != 0
     }
-    /// Sets bits `start..end`.
+    /// Sets bits `start..end`, whole bytes at a time.
     pub fn set_range(&mut self, start: usize, end: usize) {
-        for i in start..end {
-            self.set(i);
+        if start >= end {
+            return;
         }
+        let (first, last) = (start >> 3, (end - 1) >> 3);
+        let bytes = &mut self.bytes[first..=last];
+        let before: usize = bytes.iter().map(|b| b.count_ones() as usize).sum();
+        let head = 0xFFu8 << (start & 7);
+        let tail = 0xFFu8 >> (7 - ((end - 1) & 7));
+        if first == last {
+            bytes[0] |= head & tail;
+        } else {
+            bytes[0] |= head;
+            let n = bytes.len();
+            bytes[1..n - 1].fill(0xFF);
+            bytes[n - 1] |= tail;
+        }
+        let after: usize = bytes.iter().map(|b| b.count_ones() as usize).sum();
+        self.set += after - before;
     }
     pub fn null_count(&self) -> usize {
         self.len - self.set
@@ -43,9 +58,26 @@ pub struct F64Col {
     pub valid: Bitmap,
 }
 
+/// A zeroed vector of `len` values. Large ones ask the kernel for transparent huge pages: a
+/// parse writes every page of its columns once, and 2 MiB pages cut the page faults 512-fold.
+pub fn zeroed<T: Copy + Default>(len: usize) -> Vec<T> {
+    let v = vec![T::default(); len];
+    let bytes = len * std::mem::size_of::<T>();
+    const HUGE: usize = 2 << 20;
+    if bytes >= 2 * HUGE {
+        let start = (v.as_ptr() as usize).next_multiple_of(HUGE);
+        let end = (v.as_ptr() as usize + bytes) & !(HUGE - 1);
+        if end > start {
+            // SAFETY: the range lies inside `v`'s allocation; MADV_HUGEPAGE is only advice.
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+        }
+    }
+    v
+}
+
 impl F64Col {
     pub fn new(len: usize) -> Self {
-        F64Col { values: vec![0.0; len], valid: Bitmap::zeros(len) }
+        F64Col { values: zeroed(len), valid: Bitmap::zeros(len) }
     }
     #[inline(always)]
     pub fn put(&mut self, row: usize, v: f64) {
@@ -54,6 +86,20 @@ impl F64Col {
     }
     pub fn get(&self, row: usize) -> Option<f64> {
         self.valid.get(row).then(|| self.values[row])
+    }
+    /// An empty column to be grown with `extend`.
+    pub fn with_capacity(len: usize) -> Self {
+        F64Col { values: Vec::with_capacity(len), valid: Bitmap::zeros(len) }
+    }
+    /// Appends `n` rows of `v`; NaN appends nulls.
+    pub fn extend(&mut self, n: usize, v: f64) {
+        let start = self.values.len();
+        if v.is_nan() {
+            self.values.extend(std::iter::repeat_n(0.0, n));
+        } else {
+            self.values.extend(std::iter::repeat_n(v, n));
+            self.valid.set_range(start, start + n);
+        }
     }
     pub fn truncate(&mut self, len: usize) {
         self.values.truncate(len);
@@ -164,6 +210,24 @@ mod tests {
         assert_eq!(c.valid.set, 2);
         assert_eq!(c.get(9), Some(2.0));
         assert_eq!(c.get(5), None);
+    }
+
+    #[test]
+    fn set_range_matches_bitwise_sets() {
+        for len in [1usize, 7, 8, 9, 17, 64, 100] {
+            for a in 0..len {
+                for b in a..=len {
+                    let mut fast = Bitmap::zeros(len);
+                    let mut slow = Bitmap::zeros(len);
+                    fast.set(0);
+                    slow.set(0);
+                    fast.set_range(a, b);
+                    (a..b).for_each(|i| slow.set(i));
+                    assert_eq!(fast.bytes, slow.bytes);
+                    assert_eq!(fast.set, slow.set, "{len} {a} {b}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -58,6 +58,17 @@ fn kind_of(name: &[u8]) -> Kind {
     }
 }
 
+/// The context of a line, compared bitwise to find where runs end.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct State {
+    layer: i32,
+    z: u64,
+    feature: i32,
+    object: i32,
+    width: u64,
+    height: u64,
+}
+
 /// The context columns of one batch.
 #[derive(Debug)]
 pub struct ContextCols {
@@ -85,6 +96,8 @@ pub struct Context {
     height: f64,
     z_pending: bool,
     layer_start: usize,
+    /// Rows of the current batch whose layer Z became known only later in the layer.
+    backfill: Vec<(usize, usize, f64)>,
     abs_xyz: bool,
     abs_e: bool,
     pos_z: f64,
@@ -123,6 +136,7 @@ impl Context {
             height: f64::NAN,
             z_pending: false,
             layer_start: 0,
+            backfill: Vec::new(),
             abs_xyz: true,
             abs_e: true,
             pos_z: 0.0,
@@ -172,42 +186,66 @@ impl Context {
         self.summary.count_checksums(lx.checksum_valid.set, lx.checksum_ok.set, lx.n_valid.set);
 
         let mut out = ContextCols {
-            layer: vec![-1; rows],
-            z: F64Col::new(rows),
-            feature: vec![-1; rows],
-            object: vec![-1; rows],
-            width: F64Col::new(rows),
-            height: F64Col::new(rows),
+            layer: Vec::with_capacity(rows),
+            z: F64Col::with_capacity(rows),
+            feature: Vec::with_capacity(rows),
+            object: Vec::with_capacity(rows),
+            width: F64Col::with_capacity(rows),
+            height: F64Col::with_capacity(rows),
         };
+        self.backfill.clear();
         self.layer_start = 0;
         let events = std::mem::take(&mut lx.events);
         let mut ev = events.iter().peekable();
+        // Context is piecewise constant: rows are written a run at a time, when it changes.
+        let mut run_start = 0;
         for row in 0..rows {
+            let before = self.state();
             while let Some((_, e)) = ev.next_if(|(r, _)| *r as usize == row) {
-                self.event(e, row, &mut out);
+                self.event(e, row);
             }
             if lx.comment_only.get(row) {
                 self.comment_line(lx.comment.row(row).unwrap_or(b""), row);
             }
             let cmd = lx.command[row];
             if cmd >= 0 {
-                self.command(self.kinds[cmd as usize], lx, row, &mut out);
+                self.command(self.kinds[cmd as usize], lx, row);
             }
-            out.layer[row] = self.layer;
-            if !self.z.is_nan() {
-                out.z.put(row, self.z);
+            if self.state() != before {
+                Self::fill(&mut out, run_start, row, before);
+                run_start = row;
             }
-            out.feature[row] = self.feature;
-            out.object[row] = self.object;
-            if !self.width.is_nan() {
-                out.width.put(row, self.width);
-            }
-            if !self.height.is_nan() {
-                out.height.put(row, self.height);
+        }
+        Self::fill(&mut out, run_start, rows, self.state());
+        for &(start, end, z) in &self.backfill {
+            for r in start..end {
+                out.z.put(r, z);
             }
         }
         self.rows_done += rows as u64;
         out
+    }
+
+    fn state(&self) -> State {
+        State {
+            layer: self.layer,
+            z: self.z.to_bits(),
+            feature: self.feature,
+            object: self.object,
+            width: self.width.to_bits(),
+            height: self.height.to_bits(),
+        }
+    }
+
+    /// Appends rows `start..end` (runs arrive in order and cover the batch).
+    fn fill(out: &mut ContextCols, start: usize, end: usize, s: State) {
+        let n = end - start;
+        out.layer.extend(std::iter::repeat_n(s.layer, n));
+        out.feature.extend(std::iter::repeat_n(s.feature, n));
+        out.object.extend(std::iter::repeat_n(s.object, n));
+        out.z.extend(n, f64::from_bits(s.z));
+        out.width.extend(n, f64::from_bits(s.width));
+        out.height.extend(n, f64::from_bits(s.height));
     }
 
     fn new_layer(&mut self, z: Option<f64>, row: usize) {
@@ -231,12 +269,10 @@ impl Context {
     }
 
     /// Sets the current layer's Z and fills it into the layer's rows of this batch seen so far.
-    fn set_layer_z(&mut self, z: f64, row: usize, out: &mut ContextCols) {
+    fn set_layer_z(&mut self, z: f64, row: usize) {
         self.z = z;
         if self.z_pending {
-            for r in self.layer_start..row {
-                out.z.put(r, z);
-            }
+            self.backfill.push((self.layer_start, row, z));
             self.z_pending = false;
         }
         if let Some(l) = self.summary.layers.last_mut() {
@@ -244,11 +280,11 @@ impl Context {
         }
     }
 
-    fn event(&mut self, e: &Event, row: usize, out: &mut ContextCols) {
+    fn event(&mut self, e: &Event, row: usize) {
         match e {
             Event::LayerChange(z) if self.source == LayerSource::Markers => self.new_layer(*z, row),
             Event::LayerZ(z) if self.source == LayerSource::Markers && self.layer >= 0 => {
-                self.set_layer_z(*z, row, out)
+                self.set_layer_z(*z, row)
             }
             Event::Height(h) => {
                 self.height = *h;
@@ -301,7 +337,7 @@ impl Context {
         }
     }
 
-    fn command(&mut self, kind: Kind, lx: &Lexed, row: usize, out: &mut ContextCols) {
+    fn command(&mut self, kind: Kind, lx: &Lexed, row: usize) {
         match kind {
             Kind::Other => {}
             Kind::Move => {
@@ -310,7 +346,7 @@ impl Context {
                 if let Some(z) = z.filter(|z| z.is_finite()) {
                     self.pos_z = if self.abs_xyz { z } else { self.pos_z + z };
                     if self.source == LayerSource::Markers && self.z_pending && self.layer >= 0 {
-                        self.set_layer_z(self.pos_z, row, out);
+                        self.set_layer_z(self.pos_z, row);
                     }
                 }
                 if let Some(e) = e.filter(|e| e.is_finite()) {

@@ -48,14 +48,44 @@ impl Dict {
 #[derive(Debug, Clone)]
 pub struct CommandDict {
     pub dict: Dict,
+    /// What the lexer needs to know about each command, by id (see `CommandClass`).
+    pub class: Vec<CommandClass>,
     fast: Vec<i32>, // (letter slot, number) -> id, -1 unknown
+}
+
+/// How the rest of a line is read once its command is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandClass {
+    /// Words (`G1 X1 Y2`); `move_` flags G0-G3, whose words must carry numbers.
+    Words { move_: bool },
+    /// `M486`: words, but `A` takes the rest of the line as an object name.
+    M486,
+    /// Free text to the end of the line (`M117 Hello`).
+    Text,
+    /// Klipper `KEY=VALUE` parameters.
+    Extended,
+}
+
+/// Commands whose whole argument is free text (`M117 Hello world`), as Marlin reads them.
+const TEXT_COMMANDS: [&[u8]; 9] = [b"M23", b"M28", b"M30", b"M32", b"M33", b"M117", b"M118", b"M928", b"M16"];
+
+fn class_of(name: &[u8], extended: bool) -> CommandClass {
+    if extended {
+        CommandClass::Extended
+    } else if TEXT_COMMANDS.contains(&name) {
+        CommandClass::Text
+    } else if name == b"M486" {
+        CommandClass::M486
+    } else {
+        CommandClass::Words { move_: matches!(name, b"G0" | b"G1" | b"G2" | b"G3") }
+    }
 }
 
 const FAST_NUMBERS: usize = 1024;
 
 impl Default for CommandDict {
     fn default() -> Self {
-        CommandDict { dict: Dict::default(), fast: vec![-1; 3 * FAST_NUMBERS] }
+        CommandDict { dict: Dict::default(), class: Vec::new(), fast: vec![-1; 3 * FAST_NUMBERS] }
     }
 }
 
@@ -76,11 +106,20 @@ impl CommandDict {
                 if id >= 0 {
                     return id;
                 }
-                let id = self.dict.intern(text);
+                let id = self.intern(text, false);
                 self.fast[k] = id;
                 return id;
             }
         }
-        self.dict.intern(text)
+        self.intern(text, false)
+    }
+
+    /// Interns any command name (`extended` for Klipper-style identifiers).
+    pub fn intern(&mut self, name: &[u8], extended: bool) -> i32 {
+        let id = self.dict.intern(name);
+        if id as usize == self.class.len() {
+            self.class.push(class_of(name, extended));
+        }
+        id
     }
 }

@@ -5,7 +5,7 @@
 //! in `context`, in file order, from the events recorded here.
 
 use super::columns::{push_utf8, Bitmap, F64Col, StrCol};
-use super::dict::CommandDict;
+use super::dict::{CommandClass, CommandDict};
 use super::number::{scan, scan_uint, starts_number};
 use super::{Diagnostic, Severity};
 use crate::slicer::tags::{classify, Tag};
@@ -24,10 +24,6 @@ const fn word_slots() -> [u8; 256] {
     t
 }
 static WORD_SLOT: [u8; 256] = word_slots();
-
-/// Commands whose whole argument is free text (`M117 Hello world`), as Marlin reads them.
-const TEXT_COMMANDS: [&[u8]; 9] =
-    [b"M23", b"M28", b"M30", b"M32", b"M33", b"M117", b"M118", b"M928", b"M16"];
 
 /// A slicer tag found on a comment-only line, owned so it outlives the text.
 #[derive(Debug, Clone, PartialEq)]
@@ -296,7 +292,7 @@ impl<'a> LineLexer<'a, '_> {
         let mut i = skip_ws(s, 0);
 
         if s.get(i) == Some(&b'%') {
-            command = self.out.commands.dict.intern(b"%");
+            command = self.out.commands.intern(b"%", false);
             content = true;
             i += 1;
         } else if matches!(s.get(i), Some(b'N' | b'n')) {
@@ -321,14 +317,13 @@ impl<'a> LineLexer<'a, '_> {
                     command = id;
                     content = true;
                     i = k + used;
-                    let name = &self.out.commands.dict.values[id as usize];
-                    if TEXT_COMMANDS.contains(&name.as_slice()) {
+                    if self.out.commands.class[id as usize] == CommandClass::Text {
                         mode = Mode::Text;
                     }
                 } else if c == b'_' || (is_ident(s.get(i + 1).copied().unwrap_or(0)) && !starts_number(at)) {
                     let end = i + s[i..].iter().position(|&b| !is_ident(b)).unwrap_or(s.len() - i);
                     let name: Vec<u8> = s[i..end].iter().map(u8::to_ascii_uppercase).collect();
-                    command = self.out.commands.dict.intern(&name);
+                    command = self.out.commands.intern(&name, true);
                     content = true;
                     i = end;
                     mode = Mode::Extended;
@@ -425,11 +420,9 @@ impl<'a> LineLexer<'a, '_> {
     fn words(&mut self, command: i32, mut i: usize, comments: &mut usize, content: &mut bool) {
         let s = self.line;
         let row = self.row;
-        let is_move = command >= 0 && {
-            let name = &self.out.commands.dict.values[command as usize];
-            matches!(name.as_slice(), b"G0" | b"G1" | b"G2" | b"G3")
-        };
-        let is_m486 = command >= 0 && self.out.commands.dict.values[command as usize] == b"M486";
+        let class = if command >= 0 { self.out.commands.class[command as usize] } else { CommandClass::Words { move_: false } };
+        let is_move = class == CommandClass::Words { move_: true };
+        let is_m486 = class == CommandClass::M486;
         let mut seen: u16 = 0;
         while i < s.len() {
             let c = s[i];

@@ -58,7 +58,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { threads: 0, chunk_bytes: 4 << 20, max_diagnostics: 10_000 }
+        Options { threads: 0, chunk_bytes: 16 << 20, max_diagnostics: 10_000 }
     }
 }
 
