@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -114,7 +115,7 @@ def _print_diagnostics(diags: list[dict[str, Any]], total: int, shown: int = 10)
         return
     console.print(f"[yellow]{total} diagnostic(s)[/yellow]")
     for d in diags[:shown]:
-        console.print(f"  line {d['line']}: [{d['code']}] {d['message']}")
+        console.print(escape(f"  line {d['line']}: [{d['code']}] {d['message']}"))
     if total > shown:
         console.print(f"  ... {total - shown} more")
 
@@ -132,12 +133,12 @@ def _summary_table(path: Path, s: dict[str, Any]) -> Table:
     t.add_row("layers", f"{s['layer_count']} from {s['layer_source']}{stated}")
     top = ", ".join(f"{k}:{v}" for k, v in list(s["commands"].items())[:12])
     t.add_row("commands", top)
-    t.add_row("features", ", ".join(s["features"]) or "-")
-    t.add_row("objects", ", ".join(s["objects"]) or "-")
+    t.add_row("features", escape(", ".join(s["features"])) or "-")
+    t.add_row("objects", escape(", ".join(s["objects"])) or "-")
     for mode, seconds in s["estimates"]:
         t.add_row(f"estimate ({mode})", time.strftime("%H:%M:%S", time.gmtime(seconds)) + f"  ({seconds:.0f} s)")
     for unit, value in s["filament"]:
-        t.add_row(f"filament [{unit}]", f"{value:g}")
+        t.add_row(escape(f"filament [{unit}]"), f"{value:g}")
     t.add_row("settings", f"{len(s['settings'])} entries")
     thumbs = ", ".join(f"{th['width']}x{th['height']} {th['format']}" for th in s["thumbnails"])
     t.add_row("thumbnails", thumbs or "-")

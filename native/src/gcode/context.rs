@@ -108,6 +108,10 @@ pub struct Context {
     thumbnail: Vec<u8>,
     thumbnail_size: (u32, u32),
     cura_settings: String,
+    loose_settings: Vec<(u64, (String, String))>,
+    config_block: bool,
+    /// Objects are named by comments (`; printing object`); `M486` ids then only follow them.
+    comment_objects: bool,
 }
 
 const SLOT_Z: usize = 2;
@@ -147,6 +151,9 @@ impl Context {
             thumbnail: Vec::new(),
             thumbnail_size: (0, 0),
             cura_settings: String::new(),
+            loose_settings: Vec::new(),
+            config_block: false,
+            comment_objects: false,
         }
     }
 
@@ -296,7 +303,10 @@ impl Context {
             }
             Event::Width(w) => self.width = *w,
             Event::Feature(f) => self.feature = self.features.intern(f),
-            Event::ObjectStart(o) => self.object = self.objects.intern(o),
+            Event::ObjectStart(o) => {
+                self.object = self.objects.intern(o);
+                self.comment_objects = true;
+            }
             Event::ObjectEnd => self.object = -1,
             Event::ThumbnailBegin { width, height } => {
                 self.in_thumbnail = true;
@@ -315,7 +325,7 @@ impl Context {
         }
     }
 
-    fn comment_line(&mut self, comment: &[u8], _row: usize) {
+    fn comment_line(&mut self, comment: &[u8], row: usize) {
         if self.in_thumbnail {
             if !comment.contains(&b' ') && !comment.starts_with(b"thumbnail") {
                 self.thumbnail.extend_from_slice(comment);
@@ -325,6 +335,7 @@ impl Context {
         if self.in_config {
             if let Some((k, v)) = crate::slicer::meta::config_line(comment) {
                 self.summary.settings.push((k, v));
+                self.config_block = true;
             }
             return;
         }
@@ -332,8 +343,13 @@ impl Context {
             self.cura_settings.push_str(&String::from_utf8_lossy(payload));
             return;
         }
-        if let Some(f) = crate::slicer::meta::fact(comment) {
+        for f in crate::slicer::meta::facts(comment) {
             self.summary.add_fact(f);
+        }
+        // PrusaSlicer before 2.4, SuperSlicer 2.3 and Slic3r end the file with unmarked
+        // `; key = value` settings; kept aside and used when the file has no config block.
+        if let Some(kv) = crate::slicer::meta::config_line(comment) {
+            self.loose_settings.push((self.rows_done + row as u64 + 1, kv));
         }
     }
 
@@ -386,6 +402,11 @@ impl Context {
                     self.object = match (id, self.m486_names.get(&id)) {
                         (id, _) if id < 0 => -1,
                         (_, Some(&obj)) => obj,
+                        // PrusaSlicer writes `; printing object NAME` then `M486 S<id>`.
+                        (id, None) if self.comment_objects && self.object >= 0 => {
+                            self.m486_names.insert(id, self.object);
+                            self.object
+                        }
                         (id, None) => {
                             let obj = self.objects.intern(id.to_string().as_bytes());
                             self.m486_names.insert(id, obj);
@@ -418,7 +439,13 @@ impl Context {
     pub fn finish(&mut self) {
         if !self.cura_settings.is_empty() {
             let settings = crate::slicer::meta::cura_settings(&self.cura_settings);
+            self.config_block |= !settings.is_empty();
             self.summary.settings.extend(settings);
+        }
+        if !self.config_block {
+            let after = self.summary.layers.last().map_or(0, |l| l.first_line);
+            let loose = std::mem::take(&mut self.loose_settings);
+            self.summary.settings.extend(loose.into_iter().filter(|(line, _)| *line > after).map(|(_, kv)| kv));
         }
         self.summary.layer_source = self.source.name();
         self.summary.rows = self.rows_done;

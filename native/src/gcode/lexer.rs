@@ -487,7 +487,8 @@ impl<'a> LineLexer<'a, '_> {
                 }
                 _ => {
                     *content = true;
-                    let end = i + s[i..].iter().position(|&b| b.is_ascii_alphabetic() || b == b' ' || b == b';').unwrap_or(s.len() - i);
+                    // Skip the rest of the token (`{machine_depth}`), reported once.
+                    let end = i + s[i..].iter().position(|&b| b == b' ' || b == b'\t' || b == b';').unwrap_or(s.len() - i);
                     let end = end.max(i + 1);
                     let shown = String::from_utf8_lossy(&s[i..end.min(i + 16)]).into_owned();
                     self.diag("unexpected", format!("unexpected text {shown:?} skipped"));

@@ -79,8 +79,23 @@ impl SummaryBuilder {
         }
     }
 
+    /// The slicer's estimate of the whole print (see `meta::print_estimate`).
+    pub fn estimated_time(&self) -> Option<f64> {
+        let facts: Vec<Fact> = self
+            .estimates
+            .iter()
+            .map(|(mode, seconds)| Fact::EstimatedTime { mode: mode.clone(), seconds: *seconds })
+            .collect();
+        meta::print_estimate(&facts)
+    }
+
     pub fn add_fact(&mut self, f: Fact) {
         match f {
+            // Cura writes an elapsed time per layer: only the last one is a whole-print figure.
+            Fact::EstimatedTime { mode, seconds } if mode == "elapsed" => {
+                self.estimates.retain(|(m, _)| m != "elapsed");
+                self.estimates.push((mode, seconds));
+            }
             Fact::EstimatedTime { mode, seconds } => self.estimates.push((mode, seconds)),
             Fact::FilamentUsed { unit, value } => self.filament.push((unit, value)),
             Fact::Setting { key, value } => self.settings.push((key, value)),

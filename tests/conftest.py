@@ -1,0 +1,30 @@
+"""Shared fixtures: the real G-code corpus in ../shared (skipped with a message when absent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+CORPUS = SHARED / "corpus"
+
+
+def corpus_file(relative: str) -> Path:
+    """A corpus file, or a skip naming what is missing (a user's clone has no ../shared)."""
+    path = CORPUS / relative
+    if not path.exists():
+        pytest.skip(f"needs the real G-code corpus: {path} is absent (it lives in ../shared/corpus)")
+    return path
+
+
+def corpus_files() -> list[Path]:
+    """Every corpus file (text and binary G-code); empty when the corpus is absent."""
+    if not CORPUS.exists():
+        return []
+    return sorted(p for p in CORPUS.glob("*/*") if p.suffix in {".gcode", ".bgcode", ".test"})
+
+
+def needs_corpus() -> pytest.MarkDecorator:
+    return pytest.mark.skipif(not CORPUS.exists(), reason=f"needs the real G-code corpus at {CORPUS}")
