@@ -18,9 +18,10 @@ fn main() {
     };
     let threads = opt("--threads", 1);
     let repeat = opt("--repeat", 5);
+    let chunk = opt("--chunk-kb", 16 << 10) << 10;
     for path in &args {
         let source = Source::open(path.as_ref()).expect("readable file");
-        let opts = Options { threads, ..Options::default() };
+        let opts = Options { threads, chunk_bytes: chunk, ..Options::default() };
         let mut best = f64::MAX;
         let mut rows = 0;
         let mut diags = 0;

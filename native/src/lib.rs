@@ -2,6 +2,12 @@
 //! text G-code into Arrow-layout columns), `bgcode` (Prusa binary G-code), `slicer` (what
 //! slicers write in comments). The optional `python` feature adds the thin PyO3 layer in `py`.
 
+// mimalloc keeps freed pages for reuse: parsing file after file then writes its columns into
+// memory that is already mapped, instead of page-faulting ~100 MB in per 30 MB of G-code
+// (measured: 246k -> 1.5k faults over ten parses, and two threads no longer serialize on faults).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod bgcode;
 pub mod gcode;
 pub mod slicer;

@@ -58,26 +58,9 @@ pub struct F64Col {
     pub valid: Bitmap,
 }
 
-/// A zeroed vector of `len` values. Large ones ask the kernel for transparent huge pages: a
-/// parse writes every page of its columns once, and 2 MiB pages cut the page faults 512-fold.
-pub fn zeroed<T: Copy + Default>(len: usize) -> Vec<T> {
-    let v = vec![T::default(); len];
-    let bytes = len * std::mem::size_of::<T>();
-    const HUGE: usize = 2 << 20;
-    if bytes >= 2 * HUGE {
-        let start = (v.as_ptr() as usize).next_multiple_of(HUGE);
-        let end = (v.as_ptr() as usize + bytes) & !(HUGE - 1);
-        if end > start {
-            // SAFETY: the range lies inside `v`'s allocation; MADV_HUGEPAGE is only advice.
-            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
-        }
-    }
-    v
-}
-
 impl F64Col {
     pub fn new(len: usize) -> Self {
-        F64Col { values: zeroed(len), valid: Bitmap::zeros(len) }
+        F64Col { values: vec![0.0; len], valid: Bitmap::zeros(len) }
     }
     #[inline(always)]
     pub fn put(&mut self, row: usize, v: f64) {

@@ -1,0 +1,149 @@
+"""G-code parser throughput, side by side in one run: threedpai against gcodeparser, pygcode and
+a plain Python split loop, on the largest files of the real corpus.
+
+    python benchmarks/gcode_throughput.py [FILES...] [--peer-mb 4] [--repeat 5]
+
+Each parser's result is checked against threedpai's before it is timed (same number of G1 lines
+and the same sum of X values on the bytes it parses). The slow peers parse a prefix of each file
+(``--peer-mb``), so their MB/s are on the same kind of input; ratios are of MB/s.
+Needs a release build (``pip install .``, or ``SETUPTOOLS_RUST_CARGO_PROFILE=release``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import resource
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from threedpai import gcode
+
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+DEFAULT_FILES = [
+    "sliced/ps_voron2_torus_x4_0.2_fwretract_labels.gcode",
+    "sliced/ps_mk3s_screw6_0.10_verbose.gcode",
+    "sliced/cu_voron2_torus_0.2_rrf_relE.gcode",
+]
+
+
+def best_of(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t)
+    return min(times), result
+
+
+def g1_stats_threedpai(table: pa.Table) -> tuple[int, float]:
+    is_g1 = pc.equal(pc.cast(table.column("command"), pa.string()), "G1")
+    x = pc.filter(table.column("X"), is_g1)
+    return int(pc.sum(is_g1).as_py()), float(pc.sum(pc.if_else(pc.is_nan(x), 0.0, x)).as_py() or 0.0)
+
+
+def plain_split(text: str) -> tuple[int, float]:
+    """What a user writes by hand: strip comments, split words, float() the values."""
+    n, xs = 0, 0.0
+    for line in text.splitlines():
+        code = line.split(";", 1)[0].split()
+        if code and code[0] == "G1":
+            n += 1
+            for w in code[1:]:
+                if w[0] == "X":
+                    xs += float(w[1:])
+    return n, xs
+
+
+def gcodeparser_parse(text: str) -> tuple[int, float]:
+    from gcodeparser import parse_gcode_lines
+
+    n, xs = 0, 0.0
+    for line in parse_gcode_lines(text, include_comments=False):
+        if line.command == ("G", 1):
+            n += 1
+            xs += float(line.params.get("X", 0.0))
+    return n, xs
+
+
+def pygcode_parse(text: str) -> tuple[int, float]:
+    from pygcode import Line
+
+    n, xs = 0, 0.0
+    for raw in text.splitlines():
+        try:
+            line = Line(raw)
+        except Exception:  # pygcode rejects checksums, Klipper commands, ...
+            continue
+        for g in line.block.gcodes:
+            if g.word_key is not None and str(g.word_key) in ("G01", "G1"):
+                n += 1
+                xs += float(g.params["X"].value) if "X" in g.params else 0.0
+    return n, xs
+
+
+def prefix(data: bytes, size: int) -> bytes:
+    cut = data.rfind(b"\n", 0, size)
+    return data[: cut + 1] if cut > 0 else data
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("files", nargs="*", type=Path)
+    ap.add_argument("--peer-mb", type=float, default=4.0, help="bytes of each file given to the slow peers")
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args()
+    files = args.files or [CORPUS / f for f in DEFAULT_FILES]
+    files = [f for f in files if f.exists()]
+    if not files:
+        print(f"no input files (the corpus is expected at {CORPUS})", file=sys.stderr)
+        return 1
+    cores = os.cpu_count() or 1
+    print(f"{'file':44} {'parser':28} {'MB':>7} {'MB/s':>8} {'Mlines/s':>9} {'x gcodeparser':>14}")
+    for path in files:
+        data = path.read_bytes()
+        mb = len(data) / 1e6
+        lines = data.count(b"\n")
+        rows: list[tuple[str, float, float, int]] = []
+        # threedpai on the whole file: check, then time.
+        reference = g1_stats_threedpai(gcode.parse(path))
+        for label, threads in (("threedpai 1 thread", 1), (f"threedpai {cores} threads", cores)):
+            secs, table = best_of(lambda t=threads: gcode.parse(path, threads=t), args.repeat)
+            assert g1_stats_threedpai(table) == reference
+            rows.append((label, mb, secs, lines))
+        # Peers on a prefix, each checked against threedpai on the same prefix.
+        head = prefix(data, int(args.peer_mb * 1e6))
+        head_text = head.decode("utf-8", "replace")
+        expect = g1_stats_threedpai(gcode.parse(head))
+        head_lines = head.count(b"\n")
+        for label, fn in (
+            ("python split loop", plain_split),
+            ("gcodeparser 0.3.0", gcodeparser_parse),
+            ("pygcode 0.2.1", pygcode_parse),
+        ):
+            try:
+                secs, got = best_of(lambda f=fn: f(head_text), 1 if label.startswith("py") else min(args.repeat, 2))
+            except Exception as e:  # gcodeparser crashes on some real lines (M486 A<name>)
+                print(f"{path.name[:44]:44} {label:28} crashed: {type(e).__name__}: {e}")
+                continue
+            n, xs = got
+            ok = n == expect[0] and math.isclose(xs, expect[1], rel_tol=1e-9, abs_tol=1e-6)
+            rows.append((label + ("" if ok else " (DIFFERS)"), len(head) / 1e6, secs, head_lines))
+        base = next((r for r in rows if r[0].startswith("gcodeparser")), None)
+        base_rate = base[1] / base[2] if base else math.nan
+        for label, size, secs, n in rows:
+            rate = size / secs
+            print(f"{path.name[:44]:44} {label:28} {size:7.1f} {rate:8.1f} {n / secs / 1e6:9.2f} {rate / base_rate:14.1f}")
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS {rss:.0f} MB; {cores} cores; best of {args.repeat} runs for threedpai, best of 1-2 for peers")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
