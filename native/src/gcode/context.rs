@@ -190,7 +190,7 @@ impl Context {
             }
         }
         self.summary.add_command_counts(&self.commands, &counts);
-        self.summary.count_checksums(lx.checksum_valid.set, lx.checksum_ok.set, lx.n_valid.set);
+        self.summary.count_checksums(lx.checksum_valid.count(), lx.checksum_ok.count(), lx.n_valid.count());
 
         let mut out = ContextCols {
             layer: Vec::with_capacity(rows),

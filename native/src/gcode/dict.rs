@@ -90,18 +90,29 @@ impl Default for CommandDict {
 }
 
 impl CommandDict {
-    /// `letter` is upper case; `number` is the integer part when the command has no fraction.
-    #[inline]
-    pub fn classic(&mut self, letter: u8, int: Option<u64>, text: &[u8]) -> i32 {
+    #[inline(always)]
+    fn fast_slot(letter: u8, n: u64) -> Option<usize> {
         let slot = match letter {
             b'G' => 0,
             b'M' => 1,
             b'T' => 2,
-            _ => usize::MAX,
+            _ => return None,
         };
-        if let (true, Some(n)) = (slot != usize::MAX, int) {
-            if (n as usize) < FAST_NUMBERS {
-                let k = slot * FAST_NUMBERS + n as usize;
+        ((n as usize) < FAST_NUMBERS).then_some(slot * FAST_NUMBERS + n as usize)
+    }
+
+    /// The id of `G<n>`/`M<n>`/`T<n>` if it was seen before (no key needs to be built).
+    #[inline(always)]
+    pub fn lookup(&self, letter: u8, n: u64) -> Option<i32> {
+        Self::fast_slot(letter, n).map(|k| self.fast[k]).filter(|&id| id >= 0)
+    }
+
+    /// `letter` is upper case; `int` is the number when the command has no fraction; `text` is
+    /// the normalized name.
+    #[inline]
+    pub fn classic(&mut self, letter: u8, int: Option<u64>, text: &[u8]) -> i32 {
+        if let Some(n) = int {
+            if let Some(k) = Self::fast_slot(letter, n) {
                 let id = self.fast[k];
                 if id >= 0 {
                     return id;

@@ -362,6 +362,12 @@ impl<'a> LineLexer<'a, '_> {
         if s.get(digits) == Some(&b'.') {
             frac = 1 + s[digits + 1..].iter().position(|b| !b.is_ascii_digit()).unwrap_or(s.len() - digits - 1);
             used += frac;
+        } else if digits <= 4 {
+            // The common case: a command seen before, found without building its name.
+            let n = s[..digits].iter().fold(0u64, |a, &b| a * 10 + (b - b'0') as u64);
+            if let Some(id) = self.out.commands.lookup(letter, n) {
+                return (id, used);
+            }
         }
         let int_text = &s[..digits];
         let trimmed = match int_text.iter().position(|&b| b != b'0') {

@@ -20,73 +20,77 @@ pub fn starts_number(b: u8) -> bool {
 /// `None` when `s` does not start with at least one digit (after an optional sign and point).
 #[inline]
 pub fn scan(s: &[u8]) -> Option<(f64, usize)> {
-    let mut i = 0;
-    let neg = match s.first() {
-        Some(b'-') => {
-            i = 1;
-            true
-        }
-        Some(b'+') => {
-            i = 1;
-            false
-        }
-        _ => false,
+    let (neg, mut i) = match s.first() {
+        Some(b'-') => (true, 1),
+        Some(b'+') => (false, 1),
+        _ => (false, 0),
     };
-    let mut mantissa: u64 = 0;
-    let mut digits = 0usize; // significant digits accumulated (leading zeros skipped)
-    let mut seen_digit = false;
-    let mut frac_digits = 0usize;
-    let mut overflow = false;
-    // Integer part.
-    while let Some(&b) = s.get(i) {
-        let d = b.wrapping_sub(b'0');
-        if d > 9 {
-            break;
-        }
-        seen_digit = true;
-        if mantissa != 0 || d != 0 {
-            if digits < 19 {
-                mantissa = mantissa * 10 + d as u64;
-            } else {
-                overflow = true;
-            }
-            digits += 1;
-        }
+    // Up to 19 digits fit a u64 exactly; longer numbers wrap here and take the slow path.
+    let (mut mantissa, n) = digit_run(s, i, 0);
+    i += n;
+    let mut digits = n;
+    let mut frac_digits = 0;
+    if i < s.len() && s[i] == b'.' {
         i += 1;
+        let (m, n) = digit_run(s, i, mantissa);
+        mantissa = m;
+        i += n;
+        frac_digits = n;
+        digits += n;
     }
-    let int_end = i;
-    if s.get(i) == Some(&b'.') {
-        i += 1;
-        while let Some(&b) = s.get(i) {
-            let d = b.wrapping_sub(b'0');
-            if d > 9 {
-                break;
-            }
-            seen_digit = true;
-            if mantissa != 0 || d != 0 {
-                if digits < 19 {
-                    mantissa = mantissa * 10 + d as u64;
-                } else {
-                    overflow = true;
-                }
-                digits += 1;
-            }
-            if !overflow {
-                frac_digits += 1;
-            }
-            i += 1;
-        }
-    }
-    if !seen_digit {
+    if digits == 0 {
         return None;
     }
     // Clinger's fast path: both operands exact, so one IEEE division rounds correctly.
-    if !overflow && mantissa < (1u64 << 53) && frac_digits < POW10.len() {
+    if digits <= 19 && mantissa < (1u64 << 53) && frac_digits < POW10.len() {
         let v = mantissa as f64 / POW10[frac_digits];
         return Some((if neg { -v } else { v }, i));
     }
-    let _ = int_end;
     slow(&s[..i]).map(|v| (v, i))
+}
+
+/// Appends the run of digits at `s[i..]` to `acc` (wrapping past 19 digits); returns the new
+/// value and the run's length. Eight bytes are classified and converted at once (SWAR).
+#[inline(always)]
+fn digit_run(s: &[u8], mut i: usize, mut acc: u64) -> (u64, usize) {
+    let start = i;
+    while let Some(chunk) = s.get(i..i + 8) {
+        let x = u64::from_le_bytes(chunk.try_into().expect("8 bytes")).wrapping_sub(0x3030_3030_3030_3030);
+        // High bit of each byte set where the byte is not '0'..='9' (a borrow or carry only
+        // reaches bytes after the first non-digit, which are not used).
+        let non_digit = (x | x.wrapping_add(0x7676_7676_7676_7676)) & 0x8080_8080_8080_8080;
+        let n = (non_digit.trailing_zeros() / 8) as usize;
+        if n == 0 {
+            return (acc, i - start);
+        }
+        let value = eight_digits(if n == 8 { x } else { x << (64 - 8 * n) });
+        acc = acc.wrapping_mul(POW10_U64[n]).wrapping_add(value);
+        i += n;
+        if n < 8 {
+            return (acc, i - start);
+        }
+    }
+    while i < s.len() {
+        let d = s[i].wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        acc = acc.wrapping_mul(10).wrapping_add(d as u64);
+        i += 1;
+    }
+    (acc, i - start)
+}
+
+const POW10_U64: [u64; 9] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000];
+
+/// Eight digit values (0..=9, first digit in the lowest byte) to their number.
+#[inline(always)]
+fn eight_digits(x: u64) -> u64 {
+    const MASK: u64 = 0x0000_00FF_0000_00FF;
+    const MUL1: u64 = 100 + (1_000_000 << 32);
+    const MUL2: u64 = 1 + (10_000 << 32);
+    let x = x.wrapping_mul(10).wrapping_add(x >> 8);
+    ((x & MASK).wrapping_mul(MUL1).wrapping_add(((x >> 16) & MASK).wrapping_mul(MUL2))) >> 32
 }
 
 /// Exact fallback for long mantissas (std's parser is correctly rounded).
@@ -175,6 +179,21 @@ mod tests {
             let t = format!("{}.{:05}", x / 100_000, x % 100_000);
             assert_eq!(scan(t.as_bytes()).unwrap().0, reference(&t), "{t}");
             x += 99_991;
+        }
+    }
+
+    #[test]
+    fn digit_runs_of_every_length_and_position() {
+        for len in 0..24 {
+            for pad in 0..10 {
+                let digits: String = (0..len).map(|k| char::from(b'0' + ((k * 7 + 3) % 10) as u8)).collect();
+                let text = format!("{digits}x{}", "9".repeat(pad));
+                let (v, n) = digit_run(text.as_bytes(), 0, 0);
+                assert_eq!(n, len, "{text}");
+                if len <= 19 {
+                    assert_eq!(v, digits.parse::<u64>().unwrap_or(0), "{text}");
+                }
+            }
         }
     }
 
