@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-
 from threedpai import gcode
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
@@ -114,7 +113,7 @@ def main() -> int:
         # threedpai on the whole file: check, then time.
         reference = g1_stats_threedpai(gcode.parse(path))
         for label, threads in (("threedpai 1 thread", 1), (f"threedpai {cores} threads", cores)):
-            secs, table = best_of(lambda t=threads: gcode.parse(path, threads=t), args.repeat)
+            secs, table = best_of(lambda t=threads, p=path: gcode.parse(p, threads=t), args.repeat)
             assert g1_stats_threedpai(table) == reference
             rows.append((label, mb, secs, lines))
         # Peers on a prefix, each checked against threedpai on the same prefix.
@@ -128,7 +127,8 @@ def main() -> int:
             ("pygcode 0.2.1", pygcode_parse),
         ):
             try:
-                secs, got = best_of(lambda f=fn: f(head_text), 1 if label.startswith("py") else min(args.repeat, 2))
+                rounds = 1 if label.startswith("py") else min(args.repeat, 2)
+                secs, got = best_of(lambda f=fn, t=head_text: f(t), rounds)
             except Exception as e:  # gcodeparser crashes on some real lines (M486 A<name>)
                 print(f"{path.name[:44]:44} {label:28} crashed: {type(e).__name__}: {e}")
                 continue
@@ -139,7 +139,8 @@ def main() -> int:
         base_rate = base[1] / base[2] if base else math.nan
         for label, size, secs, n in rows:
             rate = size / secs
-            print(f"{path.name[:44]:44} {label:28} {size:7.1f} {rate:8.1f} {n / secs / 1e6:9.2f} {rate / base_rate:14.1f}")
+            mlines = n / secs / 1e6
+            print(f"{path.name[:44]:44} {label:28} {size:7.1f} {rate:8.1f} {mlines:9.2f} {rate / base_rate:14.1f}")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {rss:.0f} MB; {cores} cores; best of {args.repeat} runs for threedpai, best of 1-2 for peers")
     return 0

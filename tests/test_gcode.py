@@ -9,11 +9,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-
+from conftest import corpus_file, corpus_files, needs_corpus
 from threedpai import GcodeParseError, gcode
 from threedpai._native import parse_bytes
-
-from conftest import corpus_file, corpus_files, needs_corpus
 
 
 def column(table: pa.Table, name: str) -> list:
@@ -120,7 +118,7 @@ def test_prusaslicer_layers_z_and_features() -> None:
     assert layer[first - 1] is None and layer[first] == 0 and z[first] == zs[0]
     assert max(x for x in layer if x is not None) == len(zs) - 1
     assert {"External perimeter", "Perimeter", "Internal infill"} <= set(s["features"])
-    roles = dict(zip(column(t, "feature"), column(t, "role")))
+    roles = dict(zip(column(t, "feature"), column(t, "role"), strict=True))
     assert roles["External perimeter"] == "outer_wall" and roles["Internal infill"] == "infill"
 
 
@@ -182,7 +180,7 @@ def test_klipper_extended_commands_keep_their_parameters() -> None:
     expected = [int(a) for a in re.findall(r"^SET_VELOCITY_LIMIT ACCEL=(\d+)", path.read_text(), flags=re.M)]
     got = [
         int(dict(p)["ACCEL"])
-        for c, p in zip(column(t, "command"), column(t, "params"))
+        for c, p in zip(column(t, "command"), column(t, "params"), strict=True)
         if c == "SET_VELOCITY_LIMIT" and p and "ACCEL" in dict(p)
     ]
     assert got == expected and len(got) > 100

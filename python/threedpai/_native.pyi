@@ -1,7 +1,9 @@
 """Type stubs for the Rust extension (see native/src/py/mod.rs)."""
 
 import os
-from typing import Any
+from typing import Any, final
+
+__all__ = ["GcodeStream", "WORD_COLUMNS", "__version__", "parse_bytes", "parse_file"]
 
 __version__: str
 WORD_COLUMNS: list[str]
@@ -13,7 +15,10 @@ def parse_bytes(
     data: bytes, name: str = "<bytes>", threads: int = 0, chunk_bytes: int = ..., max_diagnostics: int = 10000
 ) -> dict[str, Any]: ...
 
+@final
 class GcodeStream:
-    def __init__(self, path: str | os.PathLike[str], chunk_bytes: int = ..., max_diagnostics: int = 10000) -> None: ...
+    def __new__(
+        cls, path: str | os.PathLike[str], chunk_bytes: int = ..., max_diagnostics: int = 10000
+    ) -> GcodeStream: ...
     def next_batch(self) -> tuple[dict[str, Any], list[str], list[str], list[str], list[dict[str, Any]]] | None: ...
     def finish(self) -> dict[str, Any]: ...

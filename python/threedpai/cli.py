@@ -53,13 +53,11 @@ def _plain(table):
     import pyarrow.compute as pc
 
     cols = []
-    for name, col in zip(table.column_names, table.columns):
+    for col in table.columns:
         if pa.types.is_dictionary(col.type):
             col = pc.cast(col, pa.string())
         elif pa.types.is_map(col.type):
-            col = pa.array(
-                [None if v is None else json.dumps(dict(v)) for v in col.to_pylist()], pa.string()
-            )
+            col = pa.array([None if v is None else json.dumps(dict(v)) for v in col.to_pylist()], pa.string())
         cols.append(col)
     return pa.table(cols, names=table.column_names)
 

@@ -53,8 +53,17 @@ SCHEMA = pa.schema(
 
 # Normalized extrusion roles, matched on the slicer's own label (first match wins).
 _ROLE_RULES: list[tuple[str, tuple[str, ...]]] = [
-    ("support_interface", ("support interface", "support-interface", "support material interface", "support roof",
-                           "support floor", "support transition")),
+    (
+        "support_interface",
+        (
+            "support interface",
+            "support-interface",
+            "support material interface",
+            "support roof",
+            "support floor",
+            "support transition",
+        ),
+    ),
     ("support", ("support",)),
     ("wipe_tower", ("wipe tower", "prime tower", "prime-tower", "wipe_tower", "purge")),
     ("skirt_brim", ("skirt", "brim")),
@@ -161,7 +170,9 @@ def _record_batch(b: dict[str, Any], d: _Dictionaries) -> pa.RecordBatch:
 def _public_summary(s: dict[str, Any]) -> dict[str, Any]:
     """The summary with bytes-free thumbnail descriptions (for metadata and printing)."""
     out = dict(s)
-    out["thumbnails"] = [{k: v for k, v in t.items() if k != "data"} | {"bytes": len(t["data"])} for t in s["thumbnails"]]
+    out["thumbnails"] = [
+        {k: v for k, v in t.items() if k != "data"} | {"bytes": len(t["data"])} for t in s["thumbnails"]
+    ]
     return out
 
 
