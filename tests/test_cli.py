@@ -108,3 +108,22 @@ def test_thumbnails_are_extracted(tmp_path: Path) -> None:
     expected = gcode.summary(path)["thumbnails"]
     assert len(files) == len(expected) > 0
     assert {f.read_bytes() for f in files} == {t["data"] for t in expected}
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "jsonl"])
+def test_large_files_stream_to_the_same_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str) -> None:
+    import threedpai.cli as cli
+
+    path = corpus_file("public/mk_orcaslicer_2.3.0b2_k1max_klipper.gcode")
+    whole, streamed = tmp_path / f"whole.{fmt}", tmp_path / f"streamed.{fmt}"
+    assert runner.invoke(app, ["gcode", "parse", str(path), "-o", str(whole)]).exit_code == 0
+    monkeypatch.setattr(cli, "STREAM_ABOVE", 0)
+    result = runner.invoke(app, ["gcode", "parse", str(path), "-o", str(streamed)])
+    assert result.exit_code == 0, result.output
+    if fmt == "parquet":
+        a, b = pq.read_table(whole), pq.read_table(streamed)
+        assert a.to_pylist() == b.to_pylist()
+        sa, sb = (json.loads(pq.read_metadata(p).metadata[b"threedpai.summary"]) for p in (whole, streamed))
+        assert sa["layers"] == sb["layers"] and sa["settings"] == sb["settings"]
+    else:
+        assert whole.read_text() == streamed.read_text()

@@ -345,3 +345,17 @@ def test_estimates_equal_the_klipper_reference_tables_slicer_column() -> None:
         assert estimate == pytest.approx(float(row["slicer_estimate_s"]), abs=1.0), name
         checked += 1
     assert checked >= 20
+
+
+@needs_corpus()
+def test_reader_takes_a_compressed_file_object(tmp_path: Path) -> None:
+    import gzip
+
+    path = corpus_file("public/cop_prusaslicer_2.4_m486.gcode")
+    packed = tmp_path / "x.gcode.gz"
+    packed.write_bytes(gzip.compress(path.read_bytes()))
+    with gzip.open(packed, "rb") as f:
+        reader = gcode.GcodeReader(f, batch_bytes=64_000)
+        batches = list(reader)
+    assert len(batches) > 2 and reader.bytes_read == path.stat().st_size
+    assert plain(pa.Table.from_batches(batches)).equals(plain(gcode.parse(path)))

@@ -1,7 +1,7 @@
 """Type stubs for the Rust extension (see native/src/py/mod.rs)."""
 
 import os
-from typing import Any, final
+from typing import Any, BinaryIO, final
 
 __all__ = ["GcodeStream", "WORD_COLUMNS", "__version__", "parse_bytes", "parse_file"]
 
@@ -18,7 +18,7 @@ def parse_bytes(
 @final
 class GcodeStream:
     def __new__(
-        cls, path: str | os.PathLike[str], chunk_bytes: int = ..., max_diagnostics: int = 10000
+        cls, source: str | os.PathLike[str] | BinaryIO, chunk_bytes: int = ..., max_diagnostics: int = 10000
     ) -> GcodeStream: ...
     def next_batch(self) -> tuple[dict[str, Any], list[str], list[str], list[str], list[dict[str, Any]]] | None: ...
     def finish(self) -> dict[str, Any]: ...

@@ -62,6 +62,70 @@ def _plain(table):
     return pa.table(cols, names=table.column_names)
 
 
+# Files above this size are parsed as a stream (bounded memory, progress bar).
+STREAM_ABOVE = 256 << 20
+
+
+def _write_table(table, output: Path, fmt: str) -> None:
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    if fmt == "parquet":
+        atomic_write(output, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+    elif fmt == "csv":
+        atomic_write(output, lambda tmp: pcsv.write_csv(_plain(table), tmp))
+    else:
+        atomic_write(output, lambda tmp: _write_jsonl(_plain(table).to_batches(65536), tmp, "w"))
+
+
+def _write_jsonl(batches, path: str, mode: str) -> None:
+    with open(path, mode, encoding="utf-8") as f:
+        for batch in batches:
+            for row in batch.to_pylist():
+                f.write(json.dumps(row, allow_nan=False, default=str) + "\n")
+
+
+def _stream_to(file: Path, output: Path, fmt: str, strict: bool) -> dict[str, Any]:
+    """Parses a large file batch by batch straight into the output, with a progress bar."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    from threedpai import gcode
+
+    reader = gcode.GcodeReader(file, strict=strict)
+    size = file.stat().st_size
+
+    def write(tmp: str) -> None:
+        with _progress() as progress:
+            task = progress.add_task(f"parsing {file.name}", total=size)
+            if fmt == "parquet":
+                with pq.ParquetWriter(tmp, gcode.SCHEMA, compression="zstd") as writer:
+                    for batch in reader:
+                        writer.write_batch(batch)
+                        progress.update(task, completed=reader.bytes_read)
+                    summary = gcode._public_summary(reader.summary or {})
+                    writer.add_key_value_metadata({"threedpai.summary": json.dumps(summary)})
+            elif fmt == "csv":
+                writer = None
+                for batch in reader:
+                    plain = _plain(pa.Table.from_batches([batch]))
+                    writer = writer or pcsv.CSVWriter(tmp, plain.schema)
+                    writer.write_table(plain)
+                    progress.update(task, completed=reader.bytes_read)
+                if writer:
+                    writer.close()
+            else:
+                Path(tmp).write_text("")
+                for batch in reader:
+                    _write_jsonl(_plain(pa.Table.from_batches([batch])).to_batches(), tmp, "a")
+                    progress.update(task, completed=reader.bytes_read)
+
+    atomic_write(output, write)
+    summary = reader.summary or {}
+    return {"summary": summary, "diagnostics": reader.diagnostics, "rows": summary.get("lines", 0)}
+
+
 @gcode_app.command("parse")
 def gcode_parse(
     file: Annotated[Path, typer.Argument(help="A .gcode or .bgcode file.", exists=True, dir_okay=False)],
@@ -69,10 +133,10 @@ def gcode_parse(
     strict: Annotated[bool, typer.Option(help="Stop at the first problem instead of reporting it.")] = False,
     threads: Annotated[int, typer.Option(help="Worker threads (0: every core).")] = 0,
 ) -> None:
-    """Parse FILE into one row per line (see docs/gcode.md for the columns)."""
-    import pyarrow.csv as pcsv
-    import pyarrow.parquet as pq
+    """Parse FILE into one row per line (see docs/gcode.md for the columns).
 
+    Text files over 256 MB are parsed as a stream, in bounded memory, with a progress bar.
+    """
     from threedpai import gcode
     from threedpai.errors import GcodeParseError
 
@@ -81,31 +145,22 @@ def gcode_parse(
         raise typer.BadParameter(f"output must end in one of {', '.join('.' + f for f in FORMATS)}", param_hint="-o")
     start = time.perf_counter()
     try:
-        parsed = gcode.read(file, strict=strict, threads=threads)
+        if file.suffix.lower() != ".bgcode" and file.stat().st_size > STREAM_ABOVE:
+            result = _stream_to(file, output, fmt, strict)
+            summary, diagnostics, rows = result["summary"], result["diagnostics"], result["rows"]
+        else:
+            parsed = gcode.read(file, strict=strict, threads=threads)
+            _write_table(parsed.table, output, fmt)
+            summary, diagnostics, rows = parsed.summary, parsed.diagnostics, parsed.table.num_rows
     except GcodeParseError as e:
-        console.print(f"[red]error[/red] {e}")
+        console.print(escape(f"error {e}"), style="red")
         raise typer.Exit(1) from e
-    parse_s = time.perf_counter() - start
-    table = parsed.table
-    if fmt == "parquet":
-        atomic_write(output, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
-    elif fmt == "csv":
-        atomic_write(output, lambda tmp: pcsv.write_csv(_plain(table), tmp))
-    else:
-
-        def write_jsonl(tmp: str) -> None:
-            with open(tmp, "w", encoding="utf-8") as f:
-                for batch in _plain(table).to_batches(65536):
-                    for row in batch.to_pylist():
-                        f.write(json.dumps(row, allow_nan=False, default=str) + "\n")
-
-        atomic_write(output, write_jsonl)
-    mb = parsed.summary["bytes"] / 1e6
+    seconds = time.perf_counter() - start
+    mb = summary["bytes"] / 1e6
     console.print(
-        f"{file}: {table.num_rows:,} lines, {mb:.1f} MB parsed in {parse_s * 1000:.0f} ms "
-        f"({mb / max(parse_s, 1e-9):.0f} MB/s) -> {output}"
+        escape(f"{file}: {rows:,} lines, {mb:.1f} MB parsed and written in {seconds * 1000:.0f} ms -> {output}")
     )
-    _print_diagnostics(parsed.diagnostics, parsed.diagnostics_total)
+    _print_diagnostics(diagnostics, summary["diagnostics"])
 
 
 def _print_diagnostics(diags: list[dict[str, Any]], total: int, shown: int = 10) -> None:

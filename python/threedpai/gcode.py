@@ -14,7 +14,7 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -232,24 +232,32 @@ def summary(source: PathLike | bytes) -> dict[str, Any]:
 
 
 class GcodeReader:
-    """Reads a text G-code file as record batches of about ``batch_bytes`` of input each, in bounded
-    memory. After iteration, ``summary`` and ``diagnostics`` hold the file's facts. Rows equal
-    :func:`parse`'s; dictionary columns carry the dictionary as it stood after each batch.
+    """Reads text G-code as record batches of about ``batch_bytes`` of input each, in bounded
+    memory, from a path or a binary file object (``open(p, "rb")``, ``gzip.open(p)``,
+    ``sys.stdin.buffer``). After iteration, ``summary`` and ``diagnostics`` hold the file's facts;
+    ``bytes_read`` grows as batches arrive (for progress bars). Rows equal :func:`parse`'s;
+    dictionary columns carry the dictionary as it stood after each batch.
     """
 
-    def __init__(self, path: PathLike, *, batch_bytes: int = 64 << 20, strict: bool = False):
-        self.path = os.fspath(path)
+    def __init__(self, source: PathLike | BinaryIO, *, batch_bytes: int = 64 << 20, strict: bool = False):
+        self.name = getattr(source, "name", "<stream>") if hasattr(source, "read") else os.fspath(source)
         self.strict = strict
-        self._stream = _native.GcodeStream(self.path, batch_bytes)
+        self._stream = _native.GcodeStream(source, batch_bytes)
         self.summary: dict[str, Any] | None = None
         self.diagnostics: list[dict[str, Any]] = []
+        self.bytes_read = 0
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         while (item := self._stream.next_batch()) is not None:
             cols, commands, features, objects, diagnostics = item
             if self.strict:
-                _raise_first(self.path, diagnostics)
+                _raise_first(str(self.name), diagnostics)
             self.diagnostics.extend(diagnostics)
-            yield _record_batch(cols, _Dictionaries.of(commands, features, objects))
+            batch = _record_batch(cols, _Dictionaries.of(commands, features, objects))
+            if batch.num_rows:
+                last = batch.num_rows - 1
+                self.bytes_read = int(batch.column("offset")[last].as_py()) + 1
+            yield batch
         self.summary = self._stream.finish()
         self.summary["diagnostics"] = self.summary.pop("diagnostics_total")
+        self.bytes_read = self.summary["bytes"]

@@ -200,13 +200,36 @@ struct PyStream {
     diagnostics_kept: usize,
 }
 
+/// A Python binary file object (`open(..., "rb")`, `gzip.open`, `sys.stdin.buffer`) as a reader;
+/// each read takes the GIL for the call to `.read(n)`.
+struct PyFileReader(Py<PyAny>);
+
+impl Read for PyFileReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        Python::attach(|py| {
+            let data = self.0.bind(py).call_method1("read", (buf.len(),)).map_err(std::io::Error::other)?;
+            let bytes = data.cast::<PyBytes>().map_err(|_| std::io::Error::other("read() must return bytes"))?;
+            let b = bytes.as_bytes();
+            let n = b.len().min(buf.len());
+            buf[..n].copy_from_slice(&b[..n]);
+            Ok(n)
+        })
+    }
+}
+
 #[pymethods]
 impl PyStream {
+    /// `source`: a path, or a binary file object with `.read(n)`.
     #[new]
-    #[pyo3(signature = (path, chunk_bytes=64<<20, max_diagnostics=10_000))]
-    fn new(path: PathBuf, chunk_bytes: usize, max_diagnostics: usize) -> PyResult<Self> {
-        let file = File::open(&path).map_err(|e| PyOSError::new_err(format!("{}: {e}", path.display())))?;
-        let reader: Box<dyn Read + Send + Sync> = Box::new(std::io::BufReader::with_capacity(1 << 20, file));
+    #[pyo3(signature = (source, chunk_bytes=64<<20, max_diagnostics=10_000))]
+    fn new(source: &Bound<'_, PyAny>, chunk_bytes: usize, max_diagnostics: usize) -> PyResult<Self> {
+        let reader: Box<dyn Read + Send + Sync> = if source.hasattr("read")? {
+            Box::new(PyFileReader(source.clone().unbind()))
+        } else {
+            let path: PathBuf = source.extract()?;
+            let file = File::open(&path).map_err(|e| PyOSError::new_err(format!("{}: {e}", path.display())))?;
+            Box::new(std::io::BufReader::with_capacity(1 << 20, file))
+        };
         Ok(PyStream { inner: Some(gcode::Stream::new(reader, options(1, chunk_bytes, max_diagnostics))), max_diagnostics, diagnostics_kept: 0 })
     }
 
