@@ -359,3 +359,12 @@ def test_reader_takes_a_compressed_file_object(tmp_path: Path) -> None:
         batches = list(reader)
     assert len(batches) > 2 and reader.bytes_read == path.stat().st_size
     assert plain(pa.Table.from_batches(batches)).equals(plain(gcode.parse(path)))
+
+
+@needs_corpus()
+def test_m73_progress_marks() -> None:
+    path = corpus_file("sliced/ps_mk3s_box20_0.20_15gyroid.gcode")
+    marks = re.findall(r"^M73 P(\d+) R(\d+)", path.read_text(), flags=re.M)
+    s = gcode.summary(path)
+    assert s["progress_marks"] == len(marks) > 10
+    assert s["progress_total_min"] == max(int(r) for _, r in marks)

@@ -41,6 +41,7 @@ enum Kind {
     M486,
     ExcludeStart,
     ExcludeEnd,
+    Progress,
 }
 
 fn kind_of(name: &[u8]) -> Kind {
@@ -54,6 +55,7 @@ fn kind_of(name: &[u8]) -> Kind {
         b"M486" => Kind::M486,
         b"EXCLUDE_OBJECT_START" => Kind::ExcludeStart,
         b"EXCLUDE_OBJECT_END" => Kind::ExcludeEnd,
+        b"M73" => Kind::Progress,
         _ => Kind::Other,
     }
 }
@@ -116,6 +118,7 @@ pub struct Context {
 
 const SLOT_Z: usize = 2;
 const SLOT_E: usize = 3;
+const SLOT_R: usize = 8;
 const SLOT_S: usize = 10;
 const SLOT_T: usize = 11;
 
@@ -123,6 +126,7 @@ impl Context {
     pub fn new(source: LayerSource) -> Self {
         debug_assert_eq!(&WORD_COLUMNS[SLOT_Z..=SLOT_E], b"ZE");
         debug_assert_eq!(WORD_COLUMNS[SLOT_S], b'S');
+        debug_assert_eq!(WORD_COLUMNS[SLOT_R], b'R');
         debug_assert_eq!(WORD_COLUMNS[SLOT_T], b'T');
         Context {
             source,
@@ -432,6 +436,15 @@ impl Context {
                 }
             }
             Kind::ExcludeEnd => self.object = -1,
+            Kind::Progress => {
+                // M73 P<percent> R<minutes left>: the slicer's own progress marks.
+                let remaining = lx.words[SLOT_R].get(row).filter(|v| v.is_finite());
+                self.summary.progress_marks += 1;
+                if let Some(r) = remaining {
+                    let best = self.summary.progress_total_min.get_or_insert(r);
+                    *best = best.max(r);
+                }
+            }
         }
     }
 

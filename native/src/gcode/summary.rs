@@ -52,6 +52,9 @@ pub struct SummaryBuilder {
     pub bytes: u64,
     pub container: &'static str,
     pub bgcode_metadata: Vec<(String, String, String)>,
+    /// `M73` lines, and the largest remaining time they state (minutes).
+    pub progress_marks: u64,
+    pub progress_total_min: Option<f64>,
 }
 
 impl SummaryBuilder {

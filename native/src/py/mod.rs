@@ -139,6 +139,8 @@ fn summary_dict<'py>(py: Python<'py>, ctx: &Context) -> PyResult<Bound<'py, PyDi
     d.set_item("settings", s.settings.clone())?;
     d.set_item("estimates", s.estimates.clone())?;
     d.set_item("estimated_time_s", s.estimated_time())?;
+    d.set_item("progress_marks", s.progress_marks)?;
+    d.set_item("progress_total_min", s.progress_total_min)?;
     d.set_item("filament", s.filament.clone())?;
     d.set_item("bgcode_metadata", s.bgcode_metadata.clone())?;
     let thumbs = PyList::empty(py);
