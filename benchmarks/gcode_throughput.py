@@ -87,6 +87,21 @@ def pygcode_parse(text: str) -> tuple[int, float]:
     return n, xs
 
 
+def memory_use(path: Path) -> tuple[float, float]:
+    """Peak memory a one-thread parse adds (fresh process, MB) and the output table's size (MB)."""
+    import subprocess
+
+    code = (
+        "import resource, sys; from threedpai import gcode; "
+        "r = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
+        "base = r(); t = gcode.parse(sys.argv[1], threads=1); "
+        "print((r() - base) / 1024, t.nbytes / 1e6)"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    peak, size = out.stdout.split()
+    return float(peak), float(size)
+
+
 def prefix(data: bytes, size: int) -> bytes:
     cut = data.rfind(b"\n", 0, size)
     return data[: cut + 1] if cut > 0 else data
@@ -135,6 +150,11 @@ def main() -> int:
             n, xs = got
             ok = n == expect[0] and math.isclose(xs, expect[1], rel_tol=1e-9, abs_tol=1e-6)
             rows.append((label + ("" if ok else " (DIFFERS)"), len(head) / 1e6, secs, head_lines))
+        peak, size = memory_use(path)
+        print(
+            f"{path.name[:44]:44} memory: parse adds {peak:.0f} MB peak for a {size:.0f} MB table "
+            f"(input {mb:.0f} MB, mapped)"
+        )
         base = next((r for r in rows if r[0].startswith("gcodeparser")), None)
         base_rate = base[1] / base[2] if base else math.nan
         for label, size, secs, n in rows:
