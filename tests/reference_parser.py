@@ -5,47 +5,27 @@ with both and compare every column modelled here. It is written to be read, not 
 small function per rule, byte strings throughout, and Python's own ``float()`` for numbers.
 
 Where docs/gcode.md leaves a detail open, this follows lexer.rs; each such place is marked
-``# LEXER DETAIL:``. Where the two disagree and the docs decide, this follows the docs and records
-the case in the row's ``known_rust_bugs`` (see KNOWN_RUST_BUGS), so that the tests can leave those
-inputs out until the lexer is fixed.
+``# LEXER DETAIL:``.
 
 Output: ``parse(data)`` returns one dict per line::
 
     {"line", "offset", "command", "n", "checksum_ok", "X" ... "T", "params", "text", "comment",
-     "unexpected", "known_rust_bugs"}
+     "unexpected"}
 
 with None for nulls, floats for the word columns (NaN for a flag), ``params`` a list of
-(key, value) string pairs or None when empty. The last two are not table columns: the (start, end)
-spans skipped as unexpected text, and the codes of KNOWN_RUST_BUGS that the line runs into.
+(key, value) string pairs or None when empty. The last is not a table column: the (start, end)
+spans skipped as unexpected text.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import struct
 from typing import Any
 
 WORD_LETTERS = "XYZEFIJKRPST"
 TEXT_COMMANDS = {"M23", "M28", "M30", "M32", "M33", "M117", "M118", "M928", "M16"}
-
-# Where lexer.rs departs from docs/gcode.md (the reference follows the docs). Remove an entry, and
-# the code that records it, once the lexer is fixed.
-KNOWN_RUST_BUGS = {
-    # words(): unexpected text (`X1.2.3` -> `.3`, `,`, `$`) is skipped up to the next letter,
-    # space or ';' only, so a tab, '(' or '*' right after it is swallowed: the `( )` comment or
-    # `*NN` checksum that follows is lost and letters inside the comment become words
-    # (`G1 X1.2.3(c)` -> params C="" and no comment). Rules 1, 5, 6: tab separates words,
-    # `( )` is a comment, `*NN` a checksum.
-    "unexpected-text-swallows": "unexpected text runs on through a tab, '(' or '*'",
-    # lex_line(): `G.`/`M.`/`T.` (a point without digits) becomes command "G." etc.; rule 3 needs a
-    # number, and rule 4's numbers need a digit, so the line has no command and `G` is a flag.
-    "bare-point-command": "a G/M/T letter and a point without digits is taken as a command",
-    # lexer.rs classic_command(): a command number of more than 18 digits (after leading zeros)
-    # or a name over 48 bytes is interned with `commands.dict.intern`, bypassing
-    # `CommandDict::intern`, so `commands.class` has no entry for it and lex_line() panics
-    # (index out of bounds) at `self.out.commands.class[id as usize]`: `G1234567890123456789`.
-    "long-command-panics": "a G/M/T number over 18 digits makes the lexer panic",
-}
 
 # What Rust's `u8::is_ascii_whitespace` strips (Python's bytes.strip() would also strip \x0b).
 TRIM = b" \t\n\x0c\r"
@@ -55,6 +35,7 @@ I64_MAX = 2**63 - 1
 NUMBER = re.compile(rb"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")  # no exponent
 DIGITS = re.compile(rb"[0-9]+")
 IDENT = re.compile(rb"[A-Za-z0-9_]+")
+COMMAND_NUMBER = re.compile(rb"([0-9]+)(\.[0-9]*)?|(\.[0-9]+)")  # unsigned; `G.` is no number
 
 
 def split_lines(data: bytes) -> list[tuple[int, bytes]]:
@@ -112,7 +93,6 @@ class Line:
         self.text: str | None = None
         self.comments: list[str] = []
         self.unexpected: list[tuple[int, int]] = []
-        self.known_rust_bugs: list[str] = []  # see KNOWN_RUST_BUGS
 
     # -- small helpers ------------------------------------------------------------------------
     def at(self, i: int) -> int | None:
@@ -171,20 +151,15 @@ class Line:
         letter = chr(c).upper()
         k = self.skip_blank(i + 1)
         after = self.at(k)
-        digit_next = self.at(k + 1) is not None and 48 <= self.s[k + 1] <= 57 if after == ord(".") else False
-        if letter in "GMT" and after is not None and (48 <= after <= 57 or digit_next):
-            # G/M/T and a number: leading zeros dropped, a fraction kept as written (`M862.3`).
-            m = re.compile(rb"([0-9]*)(\.[0-9]*)?").match(s, k)
-            assert m is not None
-            whole, frac = m.group(1), m.group(2) or b""
+        # G/M/T and a number (`G1`, `G 1`, `M862.3`, `G.5`, `G1.`), in any case.
+        m = COMMAND_NUMBER.match(s, k)
+        if letter in "GMT" and m:
+            # Leading zeros dropped, a fraction kept as written.
+            whole, frac = m.group(1) or b"", m.group(2) or m.group(3) or b""
             whole = whole.lstrip(b"0") or (b"0" if whole else b"")
             self.command = letter + decode(whole + frac)
-            if len(whole) > 18 or len(self.command) > 48:
-                self.known_rust_bugs.append("long-command-panics")
             return m.end(), "text" if self.command in TEXT_COMMANDS else "words"
-        if letter in "GMT" and after == ord("."):
-            # `G.`: a point without digits is no number (rule 4), so no command; `G` is a flag.
-            self.known_rust_bugs.append("bare-point-command")
+        # `G.`: a point without digits is no number (rule 4), so no command; `G` is a flag.
         # LEXER DETAIL: the identifier test looks at the byte right after the first letter, and
         # a lone '_' is an identifier too (docs: "two or more characters").
         if c == ord("_") or (is_ident_byte(self.at(i + 1)) and not starts_number(after)):
@@ -217,14 +192,14 @@ class Line:
             elif is_alpha(c):
                 i = self.word(i, m486)
             else:
-                # Unexpected text, skipped up to the next thing that starts a token: a letter,
-                # a space or tab, ';', '(' or '*' (rules 1, 5, 6).
+                # Unexpected text (`.3` of `X1.2.3`, `{machine_depth}`), skipped as one token.
+                # LEXER DETAIL: letters do not end it (the docs leave its extent open); a space,
+                # tab or ';' does, and so do '(' and '*', which start a comment or a checksum
+                # wherever they are (rules 5 and 6).
                 end = i + 1
-                while end < len(s) and not (is_alpha(s[end]) or s[end] in b" \t;(*"):
+                while end < len(s) and s[end] not in b" \t;(*":
                     end += 1
                 self.unexpected.append((i, end))
-                if end < len(s) and s[end] in b"\t(*":
-                    self.known_rust_bugs.append("unexpected-text-swallows")
                 i = end
 
     def word(self, i: int, m486: bool) -> int:
@@ -360,7 +335,6 @@ def parse(data: bytes) -> list[dict[str, Any]]:
         row["text"] = ln.text
         row["comment"] = " ".join(ln.comments) if ln.comments else None
         row["unexpected"] = ln.unexpected
-        row["known_rust_bugs"] = ln.known_rust_bugs
         rows.append(row)
     return rows
 
@@ -376,8 +350,8 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, float) or isinstance(b, float):
         if not (isinstance(a, float) and isinstance(b, float)):
             return False
-        if a != a or b != b:
-            return a != a and b != b
+        if math.isnan(a) or math.isnan(b):
+            return math.isnan(a) and math.isnan(b)
         return struct.pack("<d", a) == struct.pack("<d", b)
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is type(b) and a == b
@@ -402,9 +376,7 @@ def differences(data: bytes, ref: list[dict[str, Any]], fast: list[dict[str, Any
     for r, (a, b) in enumerate(zip(ref, fast, strict=False)):
         for name in COLUMNS:
             if not _same(a[name], b[name]):
-                out.append(
-                    f"line {r + 1} {lines[r][1]!r}: column {name}: reference {a[name]!r}, fast {b[name]!r}"
-                )
+                out.append(f"line {r + 1} {lines[r][1]!r}: column {name}: reference {a[name]!r}, fast {b[name]!r}")
                 if len(out) >= limit:
                     return out
     return out

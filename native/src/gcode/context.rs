@@ -105,6 +105,8 @@ pub struct Context {
     pos_z: f64,
     pos_e: f64,
     m486_names: HashMap<i64, i32>,
+    /// An `M486 S<id>` without a name yet, and its row.
+    pending_m486: Option<(i64, u64)>,
     in_thumbnail: bool,
     in_config: bool,
     thumbnail: Vec<u8>,
@@ -150,6 +152,7 @@ impl Context {
             pos_z: 0.0,
             pos_e: 0.0,
             m486_names: HashMap::new(),
+            pending_m486: None,
             in_thumbnail: false,
             in_config: false,
             thumbnail: Vec::new(),
@@ -222,6 +225,12 @@ impl Context {
             if cmd >= 0 {
                 self.command(self.kinds[cmd as usize], lx, row);
             }
+            if let Some((id, _)) = self.pending_m486.filter(|&(_, at)| at < self.rows_done + row as u64) {
+                self.pending_m486 = None;
+                let obj = self.objects.intern(id.to_string().as_bytes());
+                self.m486_names.insert(id, obj);
+                self.object = obj;
+            }
             if self.state() != before {
                 Self::fill(&mut out, run_start, row, before);
                 run_start = row;
@@ -235,6 +244,17 @@ impl Context {
         }
         self.rows_done += rows as u64;
         out
+    }
+
+    fn name_m486(&mut self, id: i64, name: &[u8]) -> i32 {
+        let obj = self.objects.intern(name);
+        self.m486_names.insert(id, obj);
+        obj
+    }
+
+    /// The M486 id of the current object, if it was selected by number.
+    fn selected_m486(&self) -> Option<i64> {
+        (self.object >= 0).then(|| self.m486_names.iter().find(|(_, &o)| o == self.object).map(|(&id, _)| id)).flatten()
     }
 
     fn state(&self) -> State {
@@ -400,33 +420,32 @@ impl Context {
             }
             Kind::M486 => {
                 // M486 S<id> selects an object (S-1: none); M486 A<name> names the selected one.
-                // An object selected by number before it is named is renamed in place.
+                // An id selected before it has a name stays unnamed for one line, so that a name
+                // on the next line (PrusaSlicer: `M486 S0` then `M486 ATC_Top.stl`) is used
+                // without rewriting rows already emitted; then its number stands in as the name.
                 let id = lx.words[SLOT_S].get(row).filter(|v| v.is_finite()).map(|v| v as i64);
+                let name = lx.params.get(row, b"A");
                 if let Some(id) = id {
-                    self.object = match (id, self.m486_names.get(&id)) {
-                        (id, _) if id < 0 => -1,
-                        (_, Some(&obj)) => obj,
+                    self.pending_m486 = None;
+                    self.object = match (self.m486_names.get(&id), name) {
+                        _ if id < 0 => -1,
+                        (_, Some(name)) => self.name_m486(id, name),
+                        (Some(&obj), None) => obj,
                         // PrusaSlicer writes `; printing object NAME` then `M486 S<id>`.
-                        (id, None) if self.comment_objects && self.object >= 0 => {
+                        (None, None) if self.comment_objects && self.object >= 0 => {
                             self.m486_names.insert(id, self.object);
                             self.object
                         }
-                        (id, None) => {
-                            let obj = self.objects.intern(id.to_string().as_bytes());
-                            self.m486_names.insert(id, obj);
-                            obj
+                        (None, None) => {
+                            self.pending_m486 = Some((id, self.rows_done + row as u64));
+                            -1
                         }
                     };
-                }
-                if let Some(name) = lx.params.get(row, b"A") {
-                    self.object = if self.object >= 0 {
-                        let renamed = self.objects.rename(self.object, name);
-                        if let Some(id) = id.or_else(|| self.m486_names.iter().find(|(_, &o)| o == self.object).map(|(&i, _)| i)) {
-                            self.m486_names.insert(id, renamed);
-                        }
-                        renamed
-                    } else {
-                        self.objects.intern(name)
+                } else if let Some(name) = name {
+                    let selected = self.pending_m486.take().map(|(id, _)| id).or(self.selected_m486());
+                    self.object = match selected {
+                        Some(id) => self.name_m486(id, name),
+                        None => self.objects.intern(name),
                     };
                 }
             }
@@ -473,4 +492,44 @@ pub fn dict_column(d: &Dict) -> StrCol {
         col.close_row(i, true);
     }
     col
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gcode::{parse, Options, Source};
+
+    fn objects(text: &str, chunk_bytes: usize) -> Vec<Option<String>> {
+        let source = Source::from_bytes(text.as_bytes().to_vec(), "t").unwrap();
+        let parsed = parse(&source, &Options { threads: 1, chunk_bytes, ..Options::default() });
+        let names = &parsed.context.objects.values;
+        parsed
+            .batches
+            .iter()
+            .flat_map(|b| b.context.object.iter())
+            .map(|&o| (o >= 0).then(|| String::from_utf8(names[o as usize].clone()).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn m486_names_and_numbers_the_same_in_any_piece_size() {
+        let text = "M486 S0\nM486 ACube\nG1 X1\nM486 S-1\nM486 S1\nG1 X2\nM486 S0\nG1 X3\n";
+        let expected: Vec<Option<String>> =
+            [None, Some("Cube"), Some("Cube"), None, None, Some("1"), Some("Cube"), Some("Cube")]
+                .iter()
+                .map(|o| o.map(str::to_string))
+                .collect();
+        for chunk in [1, 5, 1 << 20] {
+            assert_eq!(objects(text, chunk), expected, "chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn comment_objects_take_the_m486_ids() {
+        let text = "; printing object box id:0 copy 0\nM486 S0\nG1 X1\n; stop printing object box id:0 copy 0\nM486 S-1\nM486 S0\n";
+        let o = objects(text, 1 << 20);
+        assert_eq!(o[1].as_deref(), Some("box id:0 copy 0"));
+        assert_eq!(o[4], None);
+        assert_eq!(o[5].as_deref(), Some("box id:0 copy 0"));
+    }
 }

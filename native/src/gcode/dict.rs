@@ -20,18 +20,6 @@ impl Dict {
         self.index.insert(key.to_vec(), id);
         id
     }
-    /// Renames entry `id` (a placeholder such as an object number that later gets its name);
-    /// returns the id that now holds `name`.
-    pub fn rename(&mut self, id: i32, name: &[u8]) -> i32 {
-        if let Some(&existing) = self.index.get(name) {
-            return existing;
-        }
-        let old = std::mem::replace(&mut self.values[id as usize], name.to_vec());
-        self.index.remove(&old);
-        self.index.insert(name.to_vec(), id);
-        id
-    }
-
     pub fn get(&self, key: &[u8]) -> Option<i32> {
         self.index.get(key).copied()
     }

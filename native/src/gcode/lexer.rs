@@ -312,7 +312,8 @@ impl<'a> LineLexer<'a, '_> {
                 let letter = c.to_ascii_uppercase();
                 let k = skip_ws(s, i + 1);
                 let at = s.get(k).copied().unwrap_or(0);
-                if matches!(letter, b'G' | b'M' | b'T') && (at.is_ascii_digit() || at == b'.') {
+                let digit_after_point = at == b'.' && s.get(k + 1).is_some_and(u8::is_ascii_digit);
+                if matches!(letter, b'G' | b'M' | b'T') && (at.is_ascii_digit() || digit_after_point) {
                     let (id, used) = self.classic_command(letter, &s[k..]);
                     command = id;
                     content = true;
@@ -382,7 +383,7 @@ impl<'a> LineLexer<'a, '_> {
             let mut v = vec![letter];
             v.extend_from_slice(trimmed);
             v.extend_from_slice(frac_text);
-            return (self.out.commands.dict.intern(&v), used);
+            return (self.out.commands.intern(&v, false), used);
         }
         key[0] = letter;
         key[1..1 + trimmed.len()].copy_from_slice(trimmed);
@@ -494,7 +495,10 @@ impl<'a> LineLexer<'a, '_> {
                 _ => {
                     *content = true;
                     // Skip the rest of the token (`{machine_depth}`), reported once.
-                    let end = i + s[i..].iter().position(|&b| b == b' ' || b == b'\t' || b == b';').unwrap_or(s.len() - i);
+                    let end = i + s[i..]
+                        .iter()
+                        .position(|&b| matches!(b, b' ' | b'\t' | b';' | b'(' | b'*'))
+                        .unwrap_or(s.len() - i);
                     let end = end.max(i + 1);
                     let shown = String::from_utf8_lossy(&s[i..end.min(i + 16)]).into_owned();
                     self.diag("unexpected", format!("unexpected text {shown:?} skipped"));
@@ -786,6 +790,23 @@ mod tests {
         assert_eq!(comment(&l, 1).as_deref(), Some("first second"));
         assert_eq!(comment(&l, 2).as_deref(), Some("unclosed"));
         assert_eq!(l.diagnostics[0].code, "unbalanced-paren");
+    }
+
+    #[test]
+    fn regressions_found_by_fuzzing_and_the_reference() {
+        // A command number too long for the fast table used to panic.
+        let l = one("G1234567890123456789012 X1\nM1.23456789012345678901234567890123456789012345678901");
+        assert_eq!(cmd(&l, 0).as_deref(), Some("G1234567890123456789012"));
+        assert_eq!(word(&l, 0, b'X'), Some(1.0));
+        assert!(cmd(&l, 1).unwrap().starts_with("M1.2345"));
+        // `G.` has no number: no command, G is a flag.
+        let l = one("G. X1");
+        assert_eq!(cmd(&l, 0), None);
+        assert_eq!(word(&l, 0, b'X'), Some(1.0));
+        // Unexpected text stops before a `( )` comment or a `*` checksum.
+        let l = one("G1 X1.2.3(c)\nG1 X1.5.5*12");
+        assert_eq!(comment(&l, 0).as_deref(), Some("c"));
+        assert!(l.checksum_valid.get(1) && !l.checksum_ok.get(1));
     }
 
     #[test]

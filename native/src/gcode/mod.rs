@@ -58,12 +58,12 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { threads: 0, chunk_bytes: 16 << 20, max_diagnostics: 10_000 }
+        Options { threads: 0, chunk_bytes: 4 << 20, max_diagnostics: 10_000 }
     }
 }
 
 /// Layer markers are looked for in this much of the file's start to choose the layer source.
-pub const MARKER_WINDOW: u64 = 16 << 20;
+pub const MARKER_WINDOW: u64 = 4 << 20;
 const HEAD_TAIL: usize = 64 << 10;
 
 /// One parsed piece: the lexed columns and its context columns.
@@ -164,34 +164,38 @@ fn threads(opts: &Options) -> usize {
     }
 }
 
-/// Lexes pieces on a small pool of scoped threads, preserving order.
-fn lex_pieces(text: &[u8], pieces: &[(usize, usize)], threads: usize) -> Vec<Lexed> {
+/// Lexes pieces on `threads` scoped workers and hands them to `consume` in file order as soon
+/// as each is ready, so resolving (sequential) overlaps with lexing (parallel).
+fn lex_pieces_in_order(text: &[u8], pieces: &[(usize, usize)], threads: usize, mut consume: impl FnMut(Lexed)) {
     if threads <= 1 || pieces.len() <= 1 {
-        return pieces.iter().map(|&(a, b)| lex(&text[a..b], a as u64, 1)).collect();
+        pieces.iter().for_each(|&(a, b)| consume(lex(&text[a..b], a as u64, 1)));
+        return;
     }
     let next = AtomicUsize::new(0);
-    let mut slots: Vec<Option<Lexed>> = (0..pieces.len()).map(|_| None).collect();
     std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads.min(pieces.len()))
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(&(a, b)) = pieces.get(i) else { break };
-                        done.push((i, lex(&text[a..b], a as u64, 1)));
-                    }
-                    done
-                })
-            })
-            .collect();
-        for w in workers {
-            for (i, lx) in w.join().expect("lexer thread panicked") {
-                slots[i] = Some(lx);
+        let (tx, rx) = std::sync::mpsc::channel();
+        for _ in 0..threads.min(pieces.len()) {
+            let tx = tx.clone();
+            let next = &next;
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&(a, b)) = pieces.get(i) else { break };
+                if tx.send((i, lex(&text[a..b], a as u64, 1))).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        let mut ready = std::collections::BTreeMap::new();
+        let mut want = 0;
+        for (i, lx) in rx {
+            ready.insert(i, lx);
+            while let Some(lx) = ready.remove(&want) {
+                consume(lx);
+                want += 1;
             }
         }
     });
-    slots.into_iter().map(|s| s.expect("every piece lexed")).collect()
 }
 
 fn layer_source(lexed: &[Lexed], base_offsets: impl Iterator<Item = u64>) -> LayerSource {
@@ -260,21 +264,41 @@ fn detect_producer(ctx: &mut Context, source: &Source, head: &[u8], tail: &[u8])
 pub fn parse(source: &Source, opts: &Options) -> Parsed {
     let text: &[u8] = &source.text;
     let pieces = split_lines(text, opts.chunk_bytes);
-    let mut lexed = lex_pieces(text, &pieces, threads(opts));
-    let mut ctx = Context::new(layer_source(&lexed, pieces.iter().map(|p| p.0 as u64)));
-    start_summary(&mut ctx, source);
-    let (head, tail) = head_tail(text);
-    detect_producer(&mut ctx, source, head, tail);
-    let mut batches = Vec::with_capacity(lexed.len());
+    // Pieces wait here until those starting inside the marker window are lexed and the layer
+    // source is chosen; after that each piece is resolved as soon as it arrives.
+    let window = pieces.iter().take_while(|p| (p.0 as u64) < MARKER_WINDOW).count();
+    let mut waiting: Vec<Lexed> = Vec::new();
+    let mut ctx: Option<Context> = None;
+    let mut batches = Vec::with_capacity(pieces.len());
     let mut diagnostics = Vec::new();
     let mut total = 0u64;
-    for mut lx in lexed.drain(..) {
+    let mut resolve = |ctx: &mut Context, mut lx: Lexed| {
         let context = ctx.resolve(&mut lx);
         total += lx.diagnostics.len() as u64;
         let room = opts.max_diagnostics.saturating_sub(diagnostics.len());
         diagnostics.extend(lx.diagnostics.drain(..).take(room));
         batches.push(Batch { lexed: lx, context });
-    }
+    };
+    let start = |waiting: &[Lexed]| {
+        let bases = pieces.iter().map(|p| p.0 as u64);
+        let mut c = Context::new(layer_source(waiting, bases));
+        start_summary(&mut c, source);
+        let (head, tail) = head_tail(text);
+        detect_producer(&mut c, source, head, tail);
+        c
+    };
+    lex_pieces_in_order(text, &pieces, threads(opts), |lx| match ctx.as_mut() {
+        Some(c) => resolve(c, lx),
+        None => {
+            waiting.push(lx);
+            if waiting.len() >= window {
+                let mut c = start(&waiting);
+                waiting.drain(..).for_each(|lx| resolve(&mut c, lx));
+                ctx = Some(c);
+            }
+        }
+    });
+    let mut ctx = ctx.unwrap_or_else(|| start(&waiting));
     ctx.finish();
     Parsed { batches, context: ctx, diagnostics, diagnostics_total: total }
 }

@@ -1,0 +1,29 @@
+//! Arbitrary bytes through the whole text path: the line lexer, the full parse (pieces, context,
+//! summary) and the binary G-code reader. Nothing may panic; lenient parsing always yields one
+//! row per line whatever the piece size.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use threedpai_native::{bgcode, gcode};
+
+fuzz_target!(|data: &[u8]| {
+    let lexed = gcode::lex(data, 0, 1);
+    assert_eq!(lexed.rows, gcode::lexer::count_lines(data));
+    assert_eq!(lexed.offset.len(), lexed.rows);
+
+    let _ = bgcode::read(data);
+
+    // Broken binary G-code is an Err, not a panic; text always parses.
+    let Ok(source) = gcode::Source::from_bytes(data.to_vec(), "fuzz") else { return };
+    let whole = gcode::parse(&source, &Default::default());
+    let rows: usize = whole.batches.iter().map(|b| b.lexed.rows).sum();
+    if source.bgcode.is_none() {
+        assert_eq!(rows, lexed.rows);
+    }
+    // Small pieces on several threads: the same rows and diagnostics.
+    let chunk = 1 + data.first().map_or(0, |&b| b as usize % 64);
+    let opts = gcode::Options { threads: 2, chunk_bytes: chunk, ..Default::default() };
+    let pieces = gcode::parse(&source, &opts);
+    assert_eq!(pieces.batches.iter().map(|b| b.lexed.rows).sum::<usize>(), rows);
+    assert_eq!(pieces.diagnostics_total, whole.diagnostics_total);
+});
