@@ -216,6 +216,14 @@ class Line:
             self.add_param(b"A", s[k:end].strip(TRIM))
             return end
         m = NUMBER.match(s, k)
+        if m and m.end() < len(s) and s[m.end()] not in b" \t;(*" and not is_alpha(s[m.end()]):
+            # Not a plain number (`M115 U3.11.0`, `X1,5`): the token up to a blank, ';', '(' or
+            # '*' is text, in params.
+            end = m.end()
+            while end < len(s) and s[end] not in b" \t;(*":
+                end += 1
+            self.add_param(letter.encode(), s[k:end])
+            return end
         if m:
             if letter in WORD_LETTERS:
                 self.words[letter] = float(m.group())  # a repeated word: the last value is kept

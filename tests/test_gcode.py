@@ -193,6 +193,13 @@ def test_binary_gcode_reads_like_text() -> None:
     assert (s["producer"], s["producer_version"]) == ("PrusaSlicer", "2.9.1")
     meta = {(block, k): v for block, k, v in s["bgcode_metadata"]}
     assert meta[("printer", "printer_model")] == "COREONE"
+    h, m, sec = re.fullmatch(
+        r"(?:(\d+)h )?(?:(\d+)m )?(\d+)s", meta[("print", "estimated printing time (normal mode)")]
+    ).groups()
+    assert s["estimated_time_s"] == int(h or 0) * 3600 + int(m or 0) * 60 + int(sec)
+    settings = dict(s["settings"])
+    assert settings["layer_height"] == meta[("slicer", "layer_height")] and len(settings) > 100
+    assert s["flavour"] == meta[("slicer", "gcode_flavor")].lower()
     magic = {"png": b"\x89PNG", "qoi": b"qoif", "jpg": b"\xff\xd8"}
     assert s["thumbnails"] and all(th["data"].startswith(magic[th["format"]]) for th in s["thumbnails"])
     comments = column(t, "comment")

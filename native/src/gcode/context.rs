@@ -467,6 +467,13 @@ impl Context {
         }
     }
 
+    /// Settings from a container (the `.bgcode` slicer metadata block): the file's configuration.
+    pub fn add_settings(&mut self, settings: impl Iterator<Item = (String, String)>) {
+        let before = self.summary.settings.len();
+        self.summary.settings.extend(settings);
+        self.config_block |= self.summary.settings.len() > before;
+    }
+
     /// Finishes file-level facts that need the whole file.
     pub fn finish(&mut self) {
         if !self.cura_settings.is_empty() {

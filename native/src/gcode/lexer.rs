@@ -466,6 +466,18 @@ impl<'a> LineLexer<'a, '_> {
                         self.param(&[letter], trim(&s[k..end]));
                         i = end;
                     } else if let Some((v, used)) = if starts_number(at) { scan(&s[k..]) } else { None } {
+                        let after = s.get(k + used).copied().unwrap_or(b' ');
+                        if !matches!(after, b' ' | b'\t' | b';' | b'(' | b'*') && !after.is_ascii_alphabetic() {
+                            // Not a plain number (`M115 U3.11.0`, `X1,5`): the token is text.
+                            let end = k + token_len(&s[k..]);
+                            self.param(&[letter], &s[k..end]);
+                            if is_move {
+                                let shown = String::from_utf8_lossy(&s[k..end.min(k + 24)]).into_owned();
+                                self.diag("not-a-number", format!("word {} has {shown:?}, not a number", letter as char));
+                            }
+                            i = end;
+                            continue;
+                        }
                         let slot = WORD_SLOT[letter as usize];
                         if slot != u8::MAX {
                             if seen & (1 << slot) != 0 {
@@ -495,11 +507,7 @@ impl<'a> LineLexer<'a, '_> {
                 _ => {
                     *content = true;
                     // Skip the rest of the token (`{machine_depth}`), reported once.
-                    let end = i + s[i..]
-                        .iter()
-                        .position(|&b| matches!(b, b' ' | b'\t' | b';' | b'(' | b'*'))
-                        .unwrap_or(s.len() - i);
-                    let end = end.max(i + 1);
+                    let end = (i + token_len(&s[i..])).max(i + 1);
                     let shown = String::from_utf8_lossy(&s[i..end.min(i + 16)]).into_owned();
                     self.diag("unexpected", format!("unexpected text {shown:?} skipped"));
                     i = end;
@@ -657,6 +665,12 @@ impl<'a> LineLexer<'a, '_> {
     }
 }
 
+/// Length of the token at the start of `s`: up to a blank, or a `;`, `(` or `*`, which start a
+/// comment or a checksum wherever they are.
+fn token_len(s: &[u8]) -> usize {
+    s.iter().position(|&b| matches!(b, b' ' | b'\t' | b';' | b'(' | b'*')).unwrap_or(s.len())
+}
+
 #[inline]
 fn push_part(key: &mut Vec<u8>, value: &mut Vec<u8>, has_eq: bool, part: &[u8]) {
     if has_eq {
@@ -803,10 +817,15 @@ mod tests {
         let l = one("G. X1");
         assert_eq!(cmd(&l, 0), None);
         assert_eq!(word(&l, 0, b'X'), Some(1.0));
-        // Unexpected text stops before a `( )` comment or a `*` checksum.
-        let l = one("G1 X1.2.3(c)\nG1 X1.5.5*12");
+        // A token that is not a plain number is text; it stops before a `( )` comment or a `*`
+        // checksum.
+        let l = one("G1 X1.2.3(c)\nG1 X1.5.5*12\nM115 U3.11.0+10073 ; fw");
         assert_eq!(comment(&l, 0).as_deref(), Some("c"));
+        assert_eq!((word(&l, 0, b'X'), params(&l, 0)), (None, vec![("X".into(), "1.2.3".into())]));
         assert!(l.checksum_valid.get(1) && !l.checksum_ok.get(1));
+        assert_eq!(params(&l, 2), vec![("U".into(), "3.11.0+10073".into())]);
+        let codes: Vec<_> = l.diagnostics.iter().map(|d| (d.line, d.code)).collect();
+        assert_eq!(codes, vec![(1, "not-a-number"), (2, "not-a-number"), (2, "checksum")]);
     }
 
     #[test]

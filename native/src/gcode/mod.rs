@@ -233,6 +233,15 @@ fn start_summary(ctx: &mut Context, source: &Source) {
                 s.bgcode_metadata.push((block.to_string(), k.clone(), v.clone()));
             }
         }
+        // The print and printer blocks state estimates and filament as `key=value`; the slicer
+        // block is the configuration.
+        for (k, v) in b.print_metadata.iter().chain(&b.printer_metadata) {
+            for f in crate::slicer::meta::facts(format!(" {k} = {v}").as_bytes()) {
+                s.add_fact(f);
+            }
+        }
+        ctx.add_settings(b.slicer_metadata.iter().cloned());
+        let s = &mut ctx.summary;
         for t in &b.thumbnails {
             s.thumbnails.push(summary::Thumbnail {
                 format: t.format.name(),
@@ -248,6 +257,12 @@ fn detect_producer(ctx: &mut Context, source: &Source, head: &[u8], tail: &[u8])
     let s = &mut ctx.summary;
     s.producer = producer::detect(head, tail);
     s.flavour = producer::flavour(head, tail);
+    if let Some(b) = &source.bgcode {
+        if s.flavour.is_none() {
+            let flavor = b.slicer_metadata.iter().find(|(k, _)| k == "gcode_flavor");
+            s.flavour = flavor.map(|(_, v)| v.to_ascii_lowercase());
+        }
+    }
     if let Some(b) = &source.bgcode {
         // PrusaSlicer puts its name in the bgcode file metadata ("Producer=PrusaSlicer 2.9.1").
         if s.producer.is_none() {
