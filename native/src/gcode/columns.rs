@@ -95,13 +95,12 @@ pub struct I32Col {
 impl I32Col {
     /// The validity bitmap of the non-negative entries.
     pub fn validity(&self) -> Bitmap {
-        let mut b = Bitmap::zeros(self.values.len());
-        for (i, &v) in self.values.iter().enumerate() {
-            if v >= 0 {
-                b.set(i);
-            }
-        }
-        b
+        let bytes = self
+            .values
+            .chunks(8)
+            .map(|c| c.iter().enumerate().fold(0u8, |byte, (k, &v)| byte | (((v >= 0) as u8) << k)))
+            .collect();
+        Bitmap { bytes, len: self.values.len() }
     }
 }
 
@@ -203,6 +202,16 @@ mod tests {
                     assert_eq!(fast.count(), slow.count(), "{len} {a} {b}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn i32_validity_marks_non_negative_values() {
+        let values: Vec<i32> = (0..21).map(|i| if i % 3 == 0 { -1 } else { i }).collect();
+        let b = I32Col { values: values.clone() }.validity();
+        assert_eq!(b.len, 21);
+        for (i, v) in values.iter().enumerate() {
+            assert_eq!(b.get(i), *v >= 0);
         }
     }
 

@@ -110,9 +110,11 @@ impl Source {
         let text = if len == 0 {
             Text::Owned(Vec::new())
         } else {
+            // Populated up front: one bulk fault-in instead of one fault per 4 KiB page.
             // SAFETY: the map is read-only; a file truncated underneath us is the caller's risk,
-            // as with every memory-mapped reader.
-            Text::Mapped(unsafe { memmap2::Mmap::map(&file) }.map_err(io)?)
+            // as with every memory-mapped reader. Populated up front: one bulk fault-in instead
+            // of a fault per 4 KiB page (each parse maps the file again).
+            Text::Mapped(unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(io)?)
         };
         Source::from_text(text, &path.display().to_string())
     }
