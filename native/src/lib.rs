@@ -10,6 +10,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod bgcode;
 pub mod gcode;
+pub mod plan;
 pub mod slicer;
 
 #[cfg(feature = "python")]

@@ -94,9 +94,18 @@ def _buf(a: np.ndarray | None) -> pa.Buffer | None:
     return None if a is None else pa.py_buffer(a)
 
 
-def _f64(col: tuple[np.ndarray, np.ndarray, int]) -> pa.Array:
+def _f64(col: tuple[np.ndarray, np.ndarray, int] | None, rows: int) -> pa.Array:
+    if col is None:  # the word never occurs in this batch
+        return pa.nulls(rows, pa.float64())
     values, valid, nulls = col
     return pa.Array.from_buffers(pa.float64(), len(values), [_buf(valid) if nulls else None, _buf(values)], nulls)
+
+
+def _i64(col: tuple[np.ndarray, np.ndarray, int] | None, rows: int) -> pa.Array:
+    if col is None:
+        return pa.nulls(rows, pa.int64())
+    values, valid, nulls = col
+    return pa.Array.from_buffers(pa.int64(), rows, [_buf(valid) if nulls else None, _buf(values)], nulls)
 
 
 def _str(col: tuple[np.ndarray, np.ndarray, np.ndarray, int]) -> pa.Array:
@@ -142,27 +151,26 @@ class _Dictionaries:
 def _record_batch(b: dict[str, Any], d: _Dictionaries) -> pa.RecordBatch:
     rows = b["rows"]
     first = b["first_line"]
-    n_values, n_valid, n_nulls = b["n"]
     ck_values, ck_valid, ck_nulls = b["checksum_ok"]
     feature = _indices(b["feature"])
     columns = [
         pa.array(np.arange(first, first + rows, dtype=np.int64)),
         pa.array(b["offset"]),
         _dict(b["command"], d.commands),
-        pa.Array.from_buffers(pa.int64(), rows, [_buf(n_valid) if n_nulls else None, _buf(n_values)], n_nulls),
+        _i64(b["n"], rows),
         pa.Array.from_buffers(pa.bool_(), rows, [_buf(ck_valid) if ck_nulls else None, _buf(ck_values)], ck_nulls),
-        *[_f64(b[w]) for w in WORDS],
+        *[_f64(b[w], rows) for w in WORDS],
         _params(b["params"], rows),
         _str(b["text"]),
         _str(b["comment"]),
         _indices(b["layer"]),
-        _f64(b["z"]),
+        _f64(b["z"], rows),
         pa.DictionaryArray.from_arrays(feature, d.features),
         # Roles share the feature indices; only the dictionary differs.
         pa.DictionaryArray.from_arrays(feature, d.roles),
         _dict(b["object"], d.objects),
-        _f64(b["width"]),
-        _f64(b["height"]),
+        _f64(b["width"], rows),
+        _f64(b["height"], rows),
     ]
     return pa.RecordBatch.from_arrays(columns, schema=SCHEMA)
 

@@ -119,6 +119,7 @@ pub struct Lexed {
     pub offset: Vec<i64>,
     pub command: Vec<i32>,
     pub commands: CommandDict,
+    /// `N` line numbers; empty until the piece has one.
     pub n: Vec<i64>,
     pub n_valid: Bitmap,
     pub checksum_ok: Bitmap,
@@ -235,11 +236,11 @@ pub fn lex(text: &[u8], base_offset: u64, first_line: u64) -> Lexed {
         offset: Vec::with_capacity(rows),
         command: Vec::with_capacity(rows),
         commands: CommandDict::default(),
-        n: vec![0; rows],
+        n: Vec::new(),
         n_valid: Bitmap::zeros(rows),
         checksum_ok: Bitmap::zeros(rows),
         checksum_valid: Bitmap::zeros(rows),
-        words: (0..WORD_COLUMNS.len()).map(|_| F64Col::new(rows)).collect(),
+        words: (0..WORD_COLUMNS.len()).map(|_| F64Col::lazy(rows)).collect(),
         params: ParamCol::with_rows(rows),
         text: StrCol::with_rows(rows),
         comment: StrCol::with_rows(rows),
@@ -298,6 +299,9 @@ impl<'a> LineLexer<'a, '_> {
         } else if matches!(s.get(i), Some(b'N' | b'n')) {
             let k = skip_ws(s, i + 1);
             if let Some((n, used)) = s.get(k..).and_then(scan_uint) {
+                if self.out.n.is_empty() {
+                    self.out.n = vec![0; self.out.rows]; // allocated by the first line number
+                }
                 self.out.n[row] = n.min(i64::MAX as u64) as i64;
                 self.out.n_valid.set(row);
                 content = true;

@@ -35,7 +35,11 @@ fn bitmap<'py>(py: Python<'py>, b: Bitmap) -> Bound<'py, PyArray1<u8>> {
     b.bytes.into_pyarray(py)
 }
 
+/// (values, validity, null count), or None for a column with no value at all.
 fn f64_col<'py>(py: Python<'py>, c: F64Col) -> PyResult<Bound<'py, PyAny>> {
+    if c.is_all_null() {
+        return Ok(py.None().into_bound(py));
+    }
     let nulls = c.valid.null_count();
     Ok((c.values.into_pyarray(py), bitmap(py, c.valid), nulls).into_pyobject(py)?.into_any())
 }
@@ -64,8 +68,12 @@ fn batch_dict<'py>(py: Python<'py>, b: Batch) -> PyResult<Bound<'py, PyDict>> {
     d.set_item("first_line", lx.first_line)?;
     d.set_item("offset", lx.offset.into_pyarray(py))?;
     d.set_item("command", i32_col(py, lx.command)?)?;
-    let n_nulls = lx.n_valid.null_count();
-    d.set_item("n", (lx.n.into_pyarray(py), bitmap(py, lx.n_valid), n_nulls))?;
+    if lx.n.is_empty() {
+        d.set_item("n", py.None())?;
+    } else {
+        let n_nulls = lx.n_valid.null_count();
+        d.set_item("n", (lx.n.into_pyarray(py), bitmap(py, lx.n_valid), n_nulls))?;
+    }
     let ck_nulls = lx.checksum_valid.null_count();
     d.set_item("checksum_ok", (bitmap(py, lx.checksum_ok), bitmap(py, lx.checksum_valid), ck_nulls))?;
     for (letter, col) in WORD_COLUMNS.iter().zip(lx.words) {

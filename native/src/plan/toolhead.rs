@@ -1,0 +1,877 @@
+//! Trapezoid moves, look-ahead and the print clock, following what Klipper's toolhead does in
+//! batch mode (`klippy.py -i FILE -o /dev/null`).
+//!
+//! Velocities are tracked squared (`*_v2`, mm²/s²), as Klipper does, so that junction limits
+//! and reachable speeds combine by addition; times and positions are kept in the same order of
+//! operations so that the clock agrees with Klipper's to floating-point rounding.
+
+use std::collections::VecDeque;
+
+use super::config::PrinterConfig;
+use super::timeline::{flag, kind, Meta, Row, Timeline};
+
+/// Moves queue up to this much time (s) before a lazy look-ahead flush is tried.
+const LOOKAHEAD_FLUSH_TIME: f64 = 0.150;
+/// Queue time before the first flush after the toolhead was idle (s).
+const BUFFER_TIME_HIGH: f64 = 1.0;
+/// The clock of the first move after idling (the MCU clock estimate is 0 in batch mode).
+const BUFFER_TIME_START: f64 = 0.250;
+const MIN_KIN_TIME: f64 = 0.100;
+/// Step-generation look-back without pressure advance (`SDS_CHECK_TIME`).
+const SDS_CHECK_TIME: f64 = 0.001;
+const BGFLUSH_EXTRA_TIME: f64 = 0.250;
+const BGFLUSH_BATCH_TIME: f64 = 0.700 - 0.450;
+/// The batch-mode flush timer keeps step generation this far behind the queued motion (s).
+const BGFLUSH_FAUX_LAG: f64 = 1.5;
+/// Acceleration given to extruder-only moves before the extruder limits them.
+const EXTRUDE_ONLY_ACCEL: f64 = 99999999.9;
+/// Sentinel for "no junction limit from the next move" (as Klipper's).
+const NO_JUNCTION_LIMIT: f64 = 999999999.9;
+
+/// A rejected or doubtful move, as Klipper would report it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MoveIssue {
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// One queued move.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Move {
+    pub start: [f64; 4],
+    pub end: [f64; 4],
+    pub axes_d: [f64; 4],
+    pub axes_r: [f64; 4],
+    pub move_d: f64,
+    pub accel: f64,
+    pub junction_deviation: f64,
+    pub kinematic: bool,
+    pub min_move_t: f64,
+    pub max_start_v2: f64,
+    pub max_cruise_v2: f64,
+    pub delta_v2: f64,
+    pub next_junction_v2: f64,
+    pub max_mcr_start_v2: f64,
+    pub mcr_delta_v2: f64,
+    // Backward-pass results, then the trapezoid.
+    j_start_v2: f64,
+    j_cruise_v2: f64,
+    j_next_v2: f64,
+    pub start_v: f64,
+    pub cruise_v: f64,
+    pub end_v: f64,
+    pub accel_t: f64,
+    pub cruise_t: f64,
+    pub decel_t: f64,
+    pub meta: Meta,
+    pub kind: u8,
+    pub flags: u8,
+    pub seq: u64,
+}
+
+impl Move {
+    fn limit_speed(&mut self, speed: f64, accel: f64) {
+        let speed2 = speed * speed;
+        if speed2 < self.max_cruise_v2 {
+            self.max_cruise_v2 = speed2;
+            self.min_move_t = self.move_d / speed;
+        }
+        self.accel = self.accel.min(accel);
+        self.delta_v2 = 2.0 * self.move_d * self.accel;
+        self.mcr_delta_v2 = self.mcr_delta_v2.min(self.delta_v2);
+    }
+
+    /// Junction limit with the previous move (squared speeds).
+    fn calc_junction(&mut self, prev: &Move, icv: f64) {
+        if !self.kinematic || !prev.kinematic {
+            return;
+        }
+        // The extruder's instantaneous corner velocity limits changes of the E/XYZ ratio.
+        let diff_r = self.axes_r[3] - prev.axes_r[3];
+        let extruder_v2 = if diff_r != 0.0 {
+            let v = icv / diff_r.abs();
+            v * v
+        } else {
+            self.max_cruise_v2
+        };
+        let mut max_start_v2 = self
+            .max_cruise_v2
+            .min(prev.max_cruise_v2)
+            .min(prev.next_junction_v2)
+            .min(prev.max_start_v2 + prev.delta_v2)
+            .min(extruder_v2);
+        // Junction deviation: the speed of a circle touching both moves.
+        let r = &self.axes_r;
+        let pr = &prev.axes_r;
+        let junction_cos_theta = -(r[0] * pr[0] + r[1] * pr[1] + r[2] * pr[2]);
+        let sin_theta_d2 = (0.5 * (1.0 - junction_cos_theta)).max(0.0).sqrt();
+        let cos_theta_d2 = (0.5 * (1.0 + junction_cos_theta)).max(0.0).sqrt();
+        let one_minus_sin_theta_d2 = 1.0 - sin_theta_d2;
+        if one_minus_sin_theta_d2 > 0.0 && cos_theta_d2 > 0.0 {
+            let r_jd = sin_theta_d2 / one_minus_sin_theta_d2;
+            let move_jd_v2 = r_jd * self.junction_deviation * self.accel;
+            let pmove_jd_v2 = r_jd * prev.junction_deviation * prev.accel;
+            // The circle may not reach past the middle of either move.
+            let quarter_tan_theta_d2 = 0.25 * sin_theta_d2 / cos_theta_d2;
+            let move_centripetal_v2 = self.delta_v2 * quarter_tan_theta_d2;
+            let pmove_centripetal_v2 = prev.delta_v2 * quarter_tan_theta_d2;
+            max_start_v2 = max_start_v2
+                .min(move_jd_v2)
+                .min(pmove_jd_v2)
+                .min(move_centripetal_v2)
+                .min(pmove_centripetal_v2);
+        }
+        self.max_start_v2 = max_start_v2;
+        self.max_mcr_start_v2 = max_start_v2.min(prev.max_mcr_start_v2 + prev.mcr_delta_v2);
+    }
+
+    fn set_junction(&mut self, start_v2: f64, cruise_v2: f64, end_v2: f64) {
+        let half_inv_accel = 0.5 / self.accel;
+        let accel_d = (cruise_v2 - start_v2) * half_inv_accel;
+        let decel_d = (cruise_v2 - end_v2) * half_inv_accel;
+        let cruise_d = self.move_d - accel_d - decel_d;
+        let start_v = start_v2.sqrt();
+        let cruise_v = cruise_v2.sqrt();
+        let end_v = end_v2.sqrt();
+        self.start_v = start_v;
+        self.cruise_v = cruise_v;
+        self.end_v = end_v;
+        if cruise_v > 0.0 {
+            self.accel_t = accel_d / ((start_v + cruise_v) * 0.5);
+            self.cruise_t = cruise_d / cruise_v;
+            self.decel_t = decel_d / ((end_v + cruise_v) * 0.5);
+        } else {
+            // Only reachable with a degenerate speed limit; keep the row finite.
+            self.accel_t = 0.0;
+            self.cruise_t = 0.0;
+            self.decel_t = 0.0;
+        }
+    }
+
+    #[inline]
+    fn duration(&self) -> f64 {
+        self.accel_t + self.cruise_t + self.decel_t
+    }
+}
+
+/// Extruder limits used by `check_move`.
+#[derive(Debug, Clone, Copy)]
+struct ExtruderLimits {
+    max_e_velocity: f64,
+    max_e_accel: f64,
+    max_e_dist: f64,
+    icv: f64,
+    max_extrude_ratio: f64,
+    nozzle_diameter: f64,
+    filament_area: f64,
+}
+
+/// How Klipper's batch-mode background flush timer is modelled. The timer only changes the
+/// clock where it finds the queue idle: it then flushes the look-ahead (the moves end at a
+/// stop) and the next moves re-sync 0.25 s after the last queued motion, or later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushTimer {
+    /// Never runs: the clock is a pure function of the moves.
+    Off,
+    /// Runs where Klipper's G-code processing yields to the reactor in batch mode: after a
+    /// move while the clock is below 1 s (the toolhead's pause check), and at the end of the
+    /// input.
+    Batch,
+    /// As `Batch`, and also after every `n`-byte read of the input, as the reactor loop does
+    /// between reads.
+    Reads(u64),
+}
+
+/// A marker row waiting for the end of a queued move (heater waits).
+#[derive(Debug, Clone, Copy)]
+struct Marker {
+    after_seq: u64,
+    meta: Meta,
+    kind: u8,
+}
+
+pub struct Toolhead {
+    pub print_time: f64,
+    /// Klipper's "NeedPrime" state: the next flushed moves re-sync the clock.
+    need_prime: bool,
+    last_step_gen_time: f64,
+    last_flush_time: f64,
+    need_step_gen_time: f64,
+    need_flush_time: f64,
+    kin_flush_delay: f64,
+    timer_armed: bool,
+    timer_kick: bool,
+    timer_mode: FlushTimer,
+    need_check_pause: f64,
+    /// Input pieces read so far (`FlushTimer::Reads`).
+    pub reads_done: u64,
+    /// A piece was read while G-code processing yielded (at most one per round).
+    pub read_in_yield: bool,
+    queue: Vec<Move>,
+    junction_flush: f64,
+    pub max_velocity: f64,
+    pub max_accel: f64,
+    pub square_corner_velocity: f64,
+    pub min_cruise_ratio: f64,
+    junction_deviation: f64,
+    mcr_pseudo_accel: f64,
+    max_z_velocity: f64,
+    max_z_accel: f64,
+    ext: ExtruderLimits,
+    /// Klipper's commanded position (X, Y, Z, E).
+    pub pos: [f64; 4],
+    /// Allowed range per axis; (1, -1) while not homed.
+    pub limits: [(f64, f64); 3],
+    pub motors_enabled: bool,
+    markers: VecDeque<Marker>,
+    seq: u64,
+    pub timeline: Timeline,
+    /// Keep rows (off: only the clock is computed).
+    pub record: bool,
+    pub moves_planned: u64,
+    /// Kind and extra flags for the next queued move (arcs, homing retracts).
+    pub next_kind: Option<u8>,
+    pub next_flags: u8,
+}
+
+impl Toolhead {
+    pub fn new(cfg: &PrinterConfig, rows_hint: usize, record: bool) -> Toolhead {
+        let e = &cfg.extruder;
+        let mut th = Toolhead {
+            print_time: 0.0,
+            need_prime: true,
+            last_step_gen_time: 0.0,
+            last_flush_time: 0.0,
+            need_step_gen_time: 0.0,
+            need_flush_time: 0.0,
+            kin_flush_delay: SDS_CHECK_TIME,
+            timer_armed: false,
+            timer_kick: true,
+            timer_mode: FlushTimer::Batch,
+            need_check_pause: -1.0,
+            reads_done: 0,
+            read_in_yield: false,
+            queue: Vec::with_capacity(256),
+            junction_flush: BUFFER_TIME_HIGH,
+            max_velocity: cfg.max_velocity,
+            max_accel: cfg.max_accel,
+            square_corner_velocity: cfg.square_corner_velocity,
+            min_cruise_ratio: cfg.minimum_cruise_ratio,
+            junction_deviation: 0.0,
+            mcr_pseudo_accel: 0.0,
+            max_z_velocity: cfg.max_z_velocity,
+            max_z_accel: cfg.max_z_accel,
+            ext: ExtruderLimits {
+                max_e_velocity: e.max_extrude_only_velocity,
+                max_e_accel: e.max_extrude_only_accel,
+                max_e_dist: e.max_extrude_only_distance,
+                icv: e.instantaneous_corner_velocity,
+                max_extrude_ratio: e.max_extrude_ratio(),
+                nozzle_diameter: e.nozzle_diameter,
+                filament_area: e.filament_area(),
+            },
+            pos: [0.0; 4],
+            limits: [(1.0, -1.0); 3],
+            motors_enabled: false,
+            markers: VecDeque::new(),
+            seq: 0,
+            timeline: if record { Timeline::with_capacity(rows_hint) } else { Timeline::default() },
+            record,
+            moves_planned: 0,
+            next_kind: None,
+            next_flags: 0,
+        };
+        th.calc_junction_deviation();
+        if e.pressure_advance > 0.0 {
+            th.kin_flush_delay = SDS_CHECK_TIME.max(e.pressure_advance_smooth_time * 0.5);
+        }
+        th
+    }
+
+    fn calc_junction_deviation(&mut self) {
+        let scv2 = self.square_corner_velocity * self.square_corner_velocity;
+        self.junction_deviation = scv2 * (2f64.sqrt() - 1.0) / self.max_accel;
+        self.mcr_pseudo_accel = self.max_accel * (1.0 - self.min_cruise_ratio);
+    }
+
+    /// SET_VELOCITY_LIMIT / M204: None keeps a value.
+    pub fn set_max_velocities(&mut self, velocity: Option<f64>, accel: Option<f64>, scv: Option<f64>, mcr: Option<f64>) {
+        if let Some(v) = velocity {
+            self.max_velocity = v;
+        }
+        if let Some(a) = accel {
+            self.max_accel = a;
+        }
+        if let Some(s) = scv {
+            self.square_corner_velocity = s;
+        }
+        if let Some(m) = mcr {
+            self.min_cruise_ratio = m;
+        }
+        self.calc_junction_deviation();
+    }
+
+    pub fn set_flush_timer(&mut self, mode: FlushTimer) {
+        self.timer_mode = mode;
+    }
+
+    /// Klipper's `_check_pause` in batch mode: it cannot pause, but while the clock is below
+    /// `BUFFER_TIME_HIGH` a running queue yields to the reactor, whose flush timer then runs.
+    fn check_pause(&mut self) {
+        if self.print_time - BUFFER_TIME_HIGH <= 0.0 {
+            if !self.need_prime {
+                self.need_check_pause = self.print_time;
+                // The reactor reads one more piece of input (buffered) and runs its timers.
+                if let FlushTimer::Reads(_) = self.timer_mode {
+                    if !self.read_in_yield {
+                        self.reads_done += 1;
+                        self.read_in_yield = true;
+                    }
+                }
+                if self.timer_mode != FlushTimer::Off {
+                    self.flush_timer();
+                }
+            }
+        } else {
+            self.need_check_pause = f64::INFINITY;
+        }
+    }
+
+    pub fn kin_flush_delay(&self) -> f64 {
+        self.kin_flush_delay
+    }
+
+    /// Pressure advance with a new smoothing window changes how far step generation looks
+    /// around a move (Klipper flushes everything first).
+    pub fn set_step_scan_window(&mut self, half_smooth_time: f64) {
+        self.flush_step_generation();
+        self.kin_flush_delay = SDS_CHECK_TIME.max(half_smooth_time);
+    }
+
+    pub fn set_extruder_limits_distance(&mut self, max_e_dist: f64) {
+        self.ext.max_e_dist = max_e_dist;
+    }
+
+    // ---- Moves ----
+
+    fn new_move(&self, start: [f64; 4], end: [f64; 4], speed: f64) -> Move {
+        let mut end = end;
+        let mut axes_d = [end[0] - start[0], end[1] - start[1], end[2] - start[2], end[3] - start[3]];
+        let mut move_d = (axes_d[0] * axes_d[0] + axes_d[1] * axes_d[1] + axes_d[2] * axes_d[2]).sqrt();
+        let mut accel = self.max_accel;
+        let mut velocity = speed.min(self.max_velocity);
+        let kinematic;
+        let inv_move_d;
+        if move_d < 0.000000001 {
+            // Extruder-only: the tiny XYZ part is dropped (and stays pending in Klipper too).
+            end[0] = start[0];
+            end[1] = start[1];
+            end[2] = start[2];
+            axes_d[0] = 0.0;
+            axes_d[1] = 0.0;
+            axes_d[2] = 0.0;
+            move_d = axes_d[3].abs();
+            inv_move_d = if move_d != 0.0 { 1.0 / move_d } else { 0.0 };
+            accel = EXTRUDE_ONLY_ACCEL;
+            velocity = speed;
+            kinematic = false;
+        } else {
+            inv_move_d = 1.0 / move_d;
+            kinematic = true;
+        }
+        let axes_r = [axes_d[0] * inv_move_d, axes_d[1] * inv_move_d, axes_d[2] * inv_move_d, axes_d[3] * inv_move_d];
+        Move {
+            start,
+            end,
+            axes_d,
+            axes_r,
+            move_d,
+            accel,
+            junction_deviation: self.junction_deviation,
+            kinematic,
+            min_move_t: move_d / velocity,
+            max_start_v2: 0.0,
+            max_cruise_v2: velocity * velocity,
+            delta_v2: 2.0 * move_d * accel,
+            next_junction_v2: NO_JUNCTION_LIMIT,
+            max_mcr_start_v2: 0.0,
+            mcr_delta_v2: 2.0 * move_d * self.mcr_pseudo_accel,
+            j_start_v2: 0.0,
+            j_cruise_v2: 0.0,
+            j_next_v2: 0.0,
+            start_v: 0.0,
+            cruise_v: 0.0,
+            end_v: 0.0,
+            accel_t: 0.0,
+            cruise_t: 0.0,
+            decel_t: 0.0,
+            meta: Meta::default(),
+            kind: 0,
+            flags: 0,
+            seq: 0,
+        }
+    }
+
+    fn check_endstops(&self, m: &Move) -> Option<MoveIssue> {
+        for i in 0..3 {
+            let (lo, hi) = self.limits[i];
+            if m.axes_d[i] != 0.0 && (m.end[i] < lo || m.end[i] > hi) {
+                let (code, what) =
+                    if lo > hi { ("must-home", "Must home axis first") } else { ("out-of-range", "Move out of range") };
+                return Some(MoveIssue {
+                    code,
+                    message: format!("{what}: {:.3} {:.3} {:.3} [{:.3}]", m.end[0], m.end[1], m.end[2], m.end[3]),
+                });
+            }
+        }
+        None
+    }
+
+    /// Cartesian limits: range checks, then the Z speed/accel scaled onto the move.
+    fn kin_check_move(&self, m: &mut Move) -> Option<MoveIssue> {
+        let mut issue = None;
+        let (x, y) = (m.end[0], m.end[1]);
+        let l = &self.limits;
+        if x < l[0].0 || x > l[0].1 || y < l[1].0 || y > l[1].1 {
+            issue = self.check_endstops(m);
+        }
+        if m.axes_d[2] == 0.0 {
+            return issue;
+        }
+        if issue.is_none() {
+            issue = self.check_endstops(m);
+        }
+        let z_ratio = m.move_d / m.axes_d[2].abs();
+        m.limit_speed(self.max_z_velocity * z_ratio, self.max_z_accel * z_ratio);
+        issue
+    }
+
+    fn extruder_check_move(&self, m: &mut Move) -> Option<MoveIssue> {
+        let axis_r = m.axes_r[3];
+        let axis_d = m.axes_d[3];
+        let ext = &self.ext;
+        if (m.axes_d[0] == 0.0 && m.axes_d[1] == 0.0) || axis_r < 0.0 {
+            // Extruder-only or retracting: the extruder's own limits, scaled to the move.
+            let mut issue = None;
+            if axis_d.abs() > ext.max_e_dist {
+                issue = Some(MoveIssue {
+                    code: "extrude-only-too-long",
+                    message: format!("Extrude only move too long ({axis_d:.3}mm vs {:.3}mm)", ext.max_e_dist),
+                });
+            }
+            let inv_extrude_r = 1.0 / axis_r.abs();
+            m.limit_speed(ext.max_e_velocity * inv_extrude_r, ext.max_e_accel * inv_extrude_r);
+            issue
+        } else if axis_r > ext.max_extrude_ratio {
+            if axis_d <= ext.nozzle_diameter * ext.max_extrude_ratio {
+                return None;
+            }
+            Some(MoveIssue {
+                code: "over-extrusion",
+                message: format!(
+                    "Move exceeds maximum extrusion ({:.3}mm^2 vs {:.3}mm^2)",
+                    axis_r * ext.filament_area,
+                    ext.max_extrude_ratio * ext.filament_area
+                ),
+            })
+        } else {
+            None
+        }
+    }
+
+    /// Queues a move to `newpos` at `speed` mm/s. With `strict`, a move Klipper rejects is not
+    /// queued and its issue is returned as an error; otherwise it is queued and the issue
+    /// returned alongside.
+    pub fn move_to(&mut self, newpos: [f64; 4], speed: f64, meta: Meta, strict: bool) -> Result<Option<MoveIssue>, MoveIssue> {
+        let r = self.move_to_inner(newpos, speed, meta, strict);
+        self.next_kind = None;
+        self.next_flags = 0;
+        r
+    }
+
+    fn move_to_inner(&mut self, newpos: [f64; 4], speed: f64, meta: Meta, strict: bool) -> Result<Option<MoveIssue>, MoveIssue> {
+        let mut m = self.new_move(self.pos, newpos, speed);
+        if m.move_d == 0.0 {
+            return Ok(None);
+        }
+        let mut issue = None;
+        if m.kinematic {
+            issue = self.kin_check_move(&mut m);
+        }
+        if m.axes_d[3] != 0.0 {
+            let e_issue = self.extruder_check_move(&mut m);
+            if issue.is_none() {
+                issue = e_issue;
+            }
+        }
+        if strict {
+            if let Some(i) = issue {
+                return Err(i);
+            }
+        }
+        m.meta = meta;
+        m.kind = if m.kinematic {
+            if m.axes_d[3] > 0.0 {
+                kind::PRINT
+            } else {
+                kind::TRAVEL
+            }
+        } else if m.axes_d[3] < 0.0 {
+            kind::RETRACT
+        } else {
+            kind::EXTRUDE_ONLY
+        };
+        m.flags = if m.kinematic { flag::KINEMATIC } else { 0 };
+        m.flags |= std::mem::take(&mut self.next_flags);
+        if let Some(k) = self.next_kind.take() {
+            m.kind = k;
+        }
+        self.pos = m.end;
+        self.motors_enabled = true;
+        if self.add_move(m) {
+            self.process_lookahead(true);
+        }
+        if self.print_time > self.need_check_pause {
+            self.check_pause();
+        }
+        Ok(issue)
+    }
+
+    pub fn queue_len(&self) -> usize {
+        self.queue.len()
+    }
+
+    fn add_move(&mut self, mut m: Move) -> bool {
+        self.seq += 1;
+        m.seq = self.seq;
+        let n = self.queue.len();
+        if n == 0 {
+            self.queue.push(m);
+            return false;
+        }
+        m.calc_junction(&self.queue[n - 1], self.ext.icv);
+        self.junction_flush -= m.min_move_t;
+        self.queue.push(m);
+        self.junction_flush <= 0.0
+    }
+
+    /// Klipper's look-ahead flush: a backward pass for the reachable junction speeds (with the
+    /// minimum-cruise-ratio pseudo acceleration deciding where moves may peak), then a forward
+    /// pass that sets each trapezoid. Lazy: only the moves that later moves can no longer
+    /// change. Returns how many moves from the queue front were planned.
+    fn lookahead_flush(&mut self, lazy: bool) -> usize {
+        self.junction_flush = LOOKAHEAD_FLUSH_TIME;
+        let mut update_flush_count = lazy;
+        let q = &mut self.queue;
+        let mut flush_count = q.len();
+        let mut next_start_v2 = 0.0f64;
+        let mut next_mcr_start_v2 = 0.0f64;
+        let mut peak_cruise_v2 = 0.0f64;
+        let mut pending_cv2_assign = 0usize;
+        for i in (0..q.len()).rev() {
+            let m = &mut q[i];
+            let reachable_start_v2 = next_start_v2 + m.delta_v2;
+            let start_v2 = m.max_start_v2.min(reachable_start_v2);
+            let mut cruise_v2 = f64::NAN;
+            pending_cv2_assign += 1;
+            let reach_mcr_start_v2 = next_mcr_start_v2 + m.mcr_delta_v2;
+            let mcr_start_v2 = m.max_mcr_start_v2.min(reach_mcr_start_v2);
+            if mcr_start_v2 < reach_mcr_start_v2 {
+                // This move can accelerate.
+                if mcr_start_v2 + m.mcr_delta_v2 > next_mcr_start_v2 || pending_cv2_assign > 1 {
+                    // It can both accelerate and decelerate, or it is a full acceleration
+                    // followed by a full deceleration: a peak.
+                    if update_flush_count && peak_cruise_v2 != 0.0 {
+                        flush_count = i + pending_cv2_assign;
+                        update_flush_count = false;
+                    }
+                    peak_cruise_v2 = (mcr_start_v2 + reach_mcr_start_v2) * 0.5;
+                }
+                cruise_v2 = ((start_v2 + reachable_start_v2) * 0.5).min(m.max_cruise_v2).min(peak_cruise_v2);
+                pending_cv2_assign = 0;
+            }
+            m.j_start_v2 = start_v2;
+            m.j_cruise_v2 = cruise_v2;
+            m.j_next_v2 = next_start_v2;
+            next_start_v2 = start_v2;
+            next_mcr_start_v2 = mcr_start_v2;
+        }
+        if update_flush_count || flush_count == 0 {
+            return 0;
+        }
+        let mut prev_cruise_v2 = 0.0f64;
+        for m in q[..flush_count].iter_mut() {
+            let mut cruise_v2 = m.j_cruise_v2;
+            if cruise_v2.is_nan() {
+                // Cannot accelerate: carry the previous cruise speed.
+                cruise_v2 = prev_cruise_v2.min(m.j_start_v2);
+            }
+            m.set_junction(m.j_start_v2.min(cruise_v2), cruise_v2, m.j_next_v2.min(cruise_v2));
+            prev_cruise_v2 = cruise_v2;
+        }
+        flush_count
+    }
+
+    fn calc_print_time(&mut self) {
+        let kin_time = MIN_KIN_TIME.max(self.last_step_gen_time) + self.kin_flush_delay;
+        let min_print_time = BUFFER_TIME_START.max(kin_time);
+        if min_print_time > self.print_time {
+            self.print_time = min_print_time;
+        }
+    }
+
+    fn note_movequeue_activity(&mut self, mq_time: f64) {
+        let t = mq_time + self.kin_flush_delay;
+        self.need_step_gen_time = self.need_step_gen_time.max(t);
+        self.need_flush_time = self.need_flush_time.max(t);
+        if self.timer_kick {
+            self.timer_kick = false;
+            self.timer_armed = true;
+        }
+    }
+
+    fn emit(&mut self, m: &Move, t: f64) {
+        self.moves_planned += 1;
+        if !self.record {
+            return;
+        }
+        let distance = m.move_d;
+        self.timeline.push(&Row {
+            meta: m.meta,
+            kind: m.kind,
+            flags: m.flags,
+            t_start: t,
+            accel_t: m.accel_t,
+            cruise_t: m.cruise_t,
+            decel_t: m.decel_t,
+            start_v: m.start_v,
+            cruise_v: m.cruise_v,
+            end_v: m.end_v,
+            accel: m.accel,
+            start: m.start,
+            end: m.end,
+            distance,
+        });
+    }
+
+    fn emit_markers(&mut self, seq: u64, t: f64) {
+        while let Some(mk) = self.markers.front() {
+            if mk.after_seq > seq {
+                break;
+            }
+            let mk = self.markers.pop_front().expect("front exists");
+            self.emit_event(mk.meta, mk.kind, t, 0.0);
+        }
+    }
+
+    /// A row that is not a move (dwell, wait).
+    pub fn emit_event(&mut self, meta: Meta, kind_: u8, t: f64, duration: f64) {
+        if !self.record {
+            return;
+        }
+        let p = self.pos;
+        self.timeline.push(&Row {
+            meta,
+            kind: kind_,
+            flags: 0,
+            t_start: t,
+            cruise_t: duration,
+            start: p,
+            end: p,
+            ..Row::default()
+        });
+    }
+
+    fn process_lookahead(&mut self, lazy: bool) {
+        let n = self.lookahead_flush(lazy);
+        if n == 0 {
+            return;
+        }
+        if self.need_prime {
+            self.need_prime = false;
+            self.need_check_pause = -1.0;
+            self.calc_print_time();
+        }
+        let mut t = self.print_time;
+        for i in 0..n {
+            let m = self.queue[i];
+            self.emit(&m, t);
+            t = t + m.accel_t + m.cruise_t + m.decel_t;
+            if !self.markers.is_empty() {
+                self.emit_markers(m.seq, t);
+            }
+        }
+        self.queue.drain(..n);
+        self.print_time = self.print_time.max(t);
+        self.note_movequeue_activity(t);
+    }
+
+    fn flush_lookahead(&mut self) {
+        self.process_lookahead(false);
+        self.need_prime = true;
+        self.need_check_pause = -1.0;
+        self.junction_flush = BUFFER_TIME_HIGH;
+    }
+
+    /// The clock after everything queued (Klipper's `get_last_move_time`).
+    pub fn get_last_move_time(&mut self) -> f64 {
+        if self.need_prime {
+            self.flush_lookahead();
+            self.calc_print_time();
+        } else {
+            self.process_lookahead(false);
+        }
+        self.print_time
+    }
+
+    /// G4 and friends: flush, then wait.
+    pub fn dwell(&mut self, delay: f64) -> f64 {
+        self.flush_lookahead();
+        let start = self.get_last_move_time();
+        let next = start + delay.max(0.0);
+        self.print_time = self.print_time.max(next);
+        self.check_pause();
+        start
+    }
+
+    /// M400.
+    pub fn wait_moves(&mut self) {
+        self.flush_lookahead();
+    }
+
+    /// A heater or fan command: tied to the end of the queued moves, or (queue empty) to the
+    /// clock now, which re-syncs it. With `row`, a zero-length row marks the spot.
+    pub fn lookahead_callback(&mut self, row: Option<(Meta, u8)>) {
+        if self.queue.is_empty() {
+            let t = self.get_last_move_time();
+            if let Some((meta, k)) = row {
+                self.emit_event(meta, k, t, 0.0);
+            }
+        } else if let Some((meta, k)) = row {
+            let after_seq = self.queue.last().expect("not empty").seq;
+            self.markers.push_back(Marker { after_seq, meta, kind: k });
+        }
+    }
+
+    fn advance_flush_time(&mut self, want_flush_time: f64, want_step_gen_time: f64) {
+        let flush_time = want_flush_time.max(self.last_flush_time).max(want_step_gen_time - 0.050);
+        let step_gen_time = want_step_gen_time.max(self.last_step_gen_time).max(flush_time);
+        // The toolhead's flush callback: a running queue whose steps are all generated is
+        // flushed completely (Klipper's look-ahead "runout").
+        if !self.need_prime && step_gen_time >= self.print_time - self.kin_flush_delay - 0.001 {
+            self.flush_lookahead();
+        }
+        self.last_flush_time = flush_time;
+        self.last_step_gen_time = step_gen_time;
+    }
+
+    fn flush_all_steps(&mut self) {
+        let t = self.need_step_gen_time;
+        self.advance_flush_time(t, 0.0);
+    }
+
+    pub fn flush_step_generation(&mut self) {
+        self.flush_lookahead();
+        self.flush_all_steps();
+    }
+
+    /// Klipper's `set_position`: flushes everything, then moves the commanded position.
+    pub fn set_position(&mut self, newpos: [f64; 4], homing_axes: [Option<(f64, f64)>; 3]) {
+        self.flush_step_generation();
+        self.pos[0] = newpos[0];
+        self.pos[1] = newpos[1];
+        self.pos[2] = newpos[2];
+        for (i, r) in homing_axes.iter().enumerate() {
+            if let Some(r) = r {
+                self.limits[i] = *r;
+            }
+        }
+    }
+
+    /// One run of the batch-mode background flush timer.
+    pub fn flush_timer(&mut self) {
+        if !self.timer_armed {
+            return;
+        }
+        let faux_time = self.need_flush_time - BGFLUSH_FAUX_LAG;
+        let mut flush_count = 0u64;
+        while self.last_step_gen_time < faux_time {
+            let mut target = self.last_step_gen_time + BGFLUSH_BATCH_TIME;
+            if flush_count > 100 && faux_time > target {
+                target += ((faux_time - target) / BGFLUSH_BATCH_TIME).floor() * BGFLUSH_BATCH_TIME;
+            }
+            self.advance_flush_time(0.0, target);
+            flush_count += 1;
+            if flush_count > 1_000_000 {
+                break;
+            }
+        }
+        if flush_count > 0 {
+            return;
+        }
+        let t = self.need_flush_time + BGFLUSH_EXTRA_TIME;
+        self.advance_flush_time(t, 0.0);
+        self.timer_kick = true;
+        self.timer_armed = false;
+    }
+
+    /// A homing move: the queue is flushed and the move is planned alone, start to stop.
+    pub fn drip_move(&mut self, newpos: [f64; 3], speed: f64, meta: Meta) {
+        let target = [newpos[0], newpos[1], newpos[2], self.pos[3]];
+        let mut m = self.new_move(self.pos, target, speed);
+        if m.move_d != 0.0 {
+            let _ = self.kin_check_move(&mut m);
+        }
+        let kfd = self.kin_flush_delay;
+        self.dwell(kfd);
+        self.process_lookahead(false);
+        // _drip_load_trapq
+        if m.move_d != 0.0 {
+            self.pos = m.end;
+            self.motors_enabled = true;
+            m.meta = meta;
+            m.kind = kind::HOME;
+            m.flags = flag::KINEMATIC | flag::DRIP;
+            self.add_move(m);
+        }
+        let n = self.lookahead_flush(false);
+        self.calc_print_time();
+        let start = self.print_time;
+        let mut end = start;
+        for i in 0..n {
+            let mv = self.queue[i];
+            self.emit(&mv, end);
+            end = end + mv.accel_t + mv.cruise_t + mv.decel_t;
+        }
+        self.queue.clear();
+        self.junction_flush = LOOKAHEAD_FLUSH_TIME;
+        // drip_update_time: steps are generated up to the end, then one look-back more.
+        self.timer_armed = false;
+        self.timer_kick = false;
+        self.advance_flush_time(start - SDS_CHECK_TIME, start);
+        if end > start {
+            self.note_movequeue_activity(end);
+            self.advance_flush_time(end - SDS_CHECK_TIME, end);
+        }
+        self.timer_armed = true;
+        self.advance_flush_time(end.max(start) + self.kin_flush_delay, 0.0);
+    }
+
+    /// Batch-mode end of input: the flush timer, then the final clock.
+    pub fn finish(&mut self, timer: FlushTimer) -> f64 {
+        if timer != FlushTimer::Off {
+            self.flush_timer();
+        }
+        self.get_last_move_time()
+    }
+
+    /// Moves still queued (not yet planned).
+    pub fn pending(&self) -> usize {
+        self.queue.len()
+    }
+}
+
+#[allow(dead_code)]
+pub(crate) fn move_duration(m: &Move) -> f64 {
+    m.duration()
+}
