@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import resource
 import sys
 import time
 from collections.abc import Callable
@@ -91,11 +90,12 @@ def memory_use(path: Path) -> tuple[float, float]:
     """Peak memory a one-thread parse adds (fresh process, MB) and the output table's size (MB)."""
     import subprocess
 
+    # VmHWM (peak RSS of this address space); ru_maxrss would carry over the parent's peak.
     code = (
-        "import resource, sys; from threedpai import gcode; "
-        "r = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
-        "base = r(); t = gcode.parse(sys.argv[1], threads=1); "
-        "print((r() - base) / 1024, t.nbytes / 1e6)"
+        "import re, sys; from threedpai import gcode; "
+        "hwm = lambda: int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)); "
+        "base = hwm(); t = gcode.parse(sys.argv[1], threads=1); "
+        "print((hwm() - base) / 1024, t.nbytes / 1e6)"
     )
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
     peak, size = out.stdout.split()
@@ -161,8 +161,7 @@ def main() -> int:
             rate = size / secs
             mlines = n / secs / 1e6
             print(f"{path.name[:44]:44} {label:28} {size:7.1f} {rate:8.1f} {mlines:9.2f} {rate / base_rate:14.1f}")
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS {rss:.0f} MB; {cores} cores; best of {args.repeat} runs for threedpai, best of 1-2 for peers")
+    print(f"{cores} cores; best of {args.repeat} runs for threedpai, best of 1-2 for peers")
     return 0
 
 
