@@ -3,7 +3,7 @@
 import os
 from typing import Any, BinaryIO, final
 
-__all__ = ["GcodeStream", "WORD_COLUMNS", "__version__", "parse_bytes", "parse_file"]
+__all__ = ["GcodeStream", "WORD_COLUMNS", "__version__", "parse_bytes", "parse_file", "plan_file"]
 
 __version__: str
 WORD_COLUMNS: list[str]
@@ -15,6 +15,13 @@ def parse_bytes(
     data: bytes, name: str = "<bytes>", threads: int = 0, chunk_bytes: int = ..., max_diagnostics: int = 10000
 ) -> dict[str, Any]: ...
 
+def plan_file(
+    path: str | os.PathLike[str],
+    printer_cfg: str,
+    strict: bool = False,
+    threads: int = 0,
+    heater_wait_s: float | None = None,
+) -> dict[str, Any]: ...
 @final
 class GcodeStream:
     def __new__(

@@ -18,6 +18,10 @@ from rich.table import Table
 app = typer.Typer(help="threedpai: the data and AI toolkit for 3D printing.", no_args_is_help=True)
 gcode_app = typer.Typer(help="Parse G-code and binary G-code (.bgcode).", no_args_is_help=True)
 app.add_typer(gcode_app, name="gcode")
+timeline_app = typer.Typer(
+    help="Motion timeline: when each move runs, planned as Klipper plans it.", no_args_is_help=True
+)
+app.add_typer(timeline_app, name="timeline")
 console = Console()
 
 FORMATS = ("parquet", "csv", "jsonl")
@@ -240,6 +244,115 @@ def gcode_thumbnails(
         console.print(str(path))
     if not s["thumbnails"]:
         console.print("no thumbnails")
+
+
+PrinterOption = Annotated[
+    Path | None,
+    typer.Option("--printer", help="Klipper printer.cfg (default: a generic Cartesian printer).", exists=True),
+]
+HeaterOption = Annotated[
+    float | None, typer.Option(help="Seconds per heater wait (default: none, as Klipper's batch mode).")
+]
+
+
+def _plan(file: Path, printer: Path | None, strict: bool, heater_wait: float | None):
+    from threedpai import timeline
+    from threedpai.errors import GcodeParseError
+
+    try:
+        return timeline.read(file, printer, strict=strict, heater_wait_s=heater_wait)
+    except GcodeParseError as e:
+        console.print(escape(f"error {e}"), style="red")
+        raise typer.Exit(1) from e
+
+
+@timeline_app.command("plan")
+def timeline_plan(
+    file: Annotated[Path, typer.Argument(help="A .gcode or .bgcode file.", exists=True, dir_okay=False)],
+    output: Annotated[Path, typer.Option("-o", "--output", help="OUT.parquet or OUT.csv.")],
+    printer: PrinterOption = None,
+    strict: Annotated[bool, typer.Option(help="Stop where Klipper would stop with an error.")] = False,
+    heater_wait: HeaterOption = None,
+) -> None:
+    """Plan FILE: one row per move with its start time, phases, speeds and positions."""
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    fmt = output.suffix.lstrip(".").lower()
+    if fmt not in ("parquet", "csv"):
+        raise typer.BadParameter("output must end in .parquet or .csv", param_hint="-o")
+    start = time.perf_counter()
+    t = _plan(file, printer, strict, heater_wait)
+    if fmt == "parquet":
+        meta = {"threedpai.timeline": json.dumps(_json_summary(t.summary))}
+        table = t.table.replace_schema_metadata(meta)
+        atomic_write(output, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+    else:
+        atomic_write(output, lambda tmp: pcsv.write_csv(_plain(t.table), tmp))
+    seconds = time.perf_counter() - start
+    total = t.summary["total_time_s"]
+    console.print(
+        escape(
+            f"{file}: {t.table.num_rows:,} moves, print time {_hms(total)} ({total:.1f} s); "
+            f"planned in {seconds * 1000:.0f} ms -> {output}"
+        )
+    )
+
+
+def _hms(seconds: float) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(seconds)) if seconds < 86400 else f"{seconds / 3600:.1f} h"
+
+
+def _json_summary(s: dict[str, Any]) -> dict[str, Any]:
+    return {k: ({str(kk): vv for kk, vv in v.items()} if isinstance(v, dict) else v) for k, v in s.items()}
+
+
+@timeline_app.command("summary")
+def timeline_summary(
+    file: Annotated[Path, typer.Argument(help="A .gcode or .bgcode file.", exists=True, dir_okay=False)],
+    printer: PrinterOption = None,
+    heater_wait: HeaterOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Print time, homing, arcs, unknown commands, and time per move kind and feature."""
+    s = _plan(file, printer, False, heater_wait).summary
+    if as_json:
+        print(json.dumps(_json_summary(s), indent=2))
+        return
+    t = Table(title=str(file), show_header=False, title_justify="left")
+    t.add_column("key", style="bold")
+    t.add_column("value")
+    t.add_row("print time", f"{_hms(s['total_time_s'])} ({s['total_time_s']:.2f} s)")
+    t.add_row("moves", f"{s['moves']:,} ({s['arc_segments']:,} arc segments)")
+    t.add_row("homing", f"{s['g28_count']} G28, {s['g28_time_s']:.1f} s")
+    for kind, sec in sorted(s["time_by_kind"].items(), key=lambda kv: -kv[1]):
+        t.add_row(f"  {kind}", f"{sec:.1f} s")
+    top = sorted(((k, v) for k, v in s["time_by_feature"].items() if k), key=lambda kv: -kv[1])[:8]
+    for feature, sec in top:
+        t.add_row(escape(f"  {feature}"), f"{sec:.1f} s")
+    unknown = ", ".join(f"{k}:{v}" for k, v in list(s["unknown_commands"].items())[:8])
+    t.add_row("unknown commands", escape(unknown) or "-")
+    if s["first_error"]:
+        t.add_row("Klipper would stop", escape(f"line {s['first_error'][0]}: {s['first_error'][1]}"))
+    console.print(t)
+
+
+@timeline_app.command("annotate")
+def timeline_annotate(
+    file: Annotated[Path, typer.Argument(help="A .gcode file.", exists=True, dir_okay=False)],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The annotated copy.")],
+    printer: PrinterOption = None,
+    heater_wait: HeaterOption = None,
+) -> None:
+    """Write a copy of FILE with M73 P<percent> R<minutes left> progress lines from the timeline."""
+    from threedpai import timeline
+
+    t = _plan(file, printer, False, heater_wait)
+    data = timeline.annotate(file, t)
+    atomic_write(output, lambda tmp: Path(tmp).write_bytes(data))
+    console.print(
+        escape(f"{output}: {data.count(b'M73 P'):,} progress lines, print time {_hms(t.summary['total_time_s'])}")
+    )
 
 
 if __name__ == "__main__":

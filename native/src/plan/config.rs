@@ -71,6 +71,14 @@ impl Default for FirmwareRetraction {
     }
 }
 
+/// `[fan]`: only what shapes the MCU queue timing of fan changes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fan {
+    pub max_power: f64,
+    pub kick_start_time: f64,
+    pub off_below: f64,
+}
+
 /// How long heater waits (`M109`, `M190`, `TEMPERATURE_WAIT`) take.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum WaitModel {
@@ -102,6 +110,8 @@ pub struct PrinterConfig {
     /// None when `[firmware_retraction]` is absent (G10/G11 are then unknown).
     pub firmware_retraction: Option<FirmwareRetraction>,
     pub rails: [Rail; 3],
+    /// `[fan]`; None when absent (M106/M107 are then ignored).
+    pub fan: Option<Fan>,
     /// `[threedpai_probe] assume_homed`: X/Y/Z start homed at 0,0,0.
     pub assume_homed: bool,
     /// `[gcode_macro NAME]` sections, upper case. They run as no-ops, except `M84`, `M18` and
@@ -372,6 +382,11 @@ impl PrinterConfig {
             }
         });
 
+        let fan = s.has("fan").then(|| Fan {
+            max_power: r.float("fan", "max_power", 1.0).clamp(1e-9, 1.0),
+            kick_start_time: r.float("fan", "kick_start_time", 0.1).max(0.0),
+            off_below: r.float("fan", "off_below", 0.0).clamp(0.0, 1.0),
+        });
         let assume_homed = r.boolean("threedpai_probe", "assume_homed").unwrap_or(false);
         let macros = s
             .order
@@ -392,6 +407,7 @@ impl PrinterConfig {
             arc_resolution,
             firmware_retraction,
             rails,
+            fan,
             assume_homed,
             macros,
             exclude_object: s.has("exclude_object"),

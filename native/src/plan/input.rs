@@ -52,11 +52,20 @@ pub struct ArcWords {
     pub r: Word,
 }
 
+/// SET_GCODE_OFFSET parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GcodeOffset {
+    pub xyz_e: [Option<f64>; 4],
+    pub adjust: [Option<f64>; 4],
+    pub mv: bool,
+    pub speed: Option<f64>,
+}
+
 /// One planner command.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
     Move(MoveWords),
-    Arc(ArcWords),
+    Arc(Box<ArcWords>),
     /// G4: P milliseconds; S is read but Klipper ignores it.
     Dwell { p: Word, s: Word },
     /// G28 with the axes named (none named: all).
@@ -81,12 +90,14 @@ pub enum Op {
     /// Commands Klipper ties to the end of the queued moves (heaters, fans): no time, but they
     /// re-sync the clock when the look-ahead queue is empty.
     LookaheadSync,
+    /// M106 (S/255, S absent: full) / M107 (0), when the printer has a fan.
+    Fan(Word),
     /// M109 / M190 / TEMPERATURE_WAIT (a `LookaheadSync` plus a wait in the time model).
     HeaterWait,
     Plane(u8),
     SaveState { name: String },
     RestoreState { name: String, mv: bool, speed: Option<f64> },
-    SetGcodeOffset { xyz_e: [Option<f64>; 4], adjust: [Option<f64>; 4], mv: bool, speed: Option<f64> },
+    SetGcodeOffset(Box<GcodeOffset>),
     SetPressureAdvance { advance: Option<f64>, smooth_time: Option<f64> },
     /// Known to Klipper, no effect on timing.
     Nop,
@@ -138,6 +149,8 @@ enum Class {
     /// M84/M18 behind the reference macro: arguments make it a no-op.
     MotorsOffFiltered,
     Sync,
+    M106,
+    M107,
     HeaterWait,
     Plane(u8),
     SaveState,
@@ -145,13 +158,14 @@ enum Class {
     SetGcodeOffset,
     SetPressureAdvance,
     G20,
+    M112,
     Nop,
     Unknown,
 }
 
 /// Commands the reference Klipper knows and that do not affect timing.
 const KNOWN_NOPS: &[&str] = &[
-    "G21", "M105", "M110", "M112", "M114", "M115", "M117", "M118", "M21", "M23", "GET_POSITION", "GET_RETRACTION",
+    "G21", "M105", "M110", "M114", "M115", "M21", "GET_POSITION", "GET_RETRACTION",
     "STATUS", "HELP", "ECHO", "RESTART", "FIRMWARE_RESTART", "TURN_OFF_HEATERS", "SET_STEPPER_ENABLE", "QUERY_ENDSTOPS",
     "QUERY_PROBE", "SET_IDLE_TIMEOUT", "M18.1", "M84.1", "M221.1", "ACTIVATE_EXTRUDER", "SYNC_EXTRUDER_MOTION",
     "SET_EXTRUDER_ROTATION_DISTANCE", "PID_CALIBRATE", "SET_TEMPERATURE_FAN_TARGET", "SAVE_CONFIG",
@@ -191,13 +205,18 @@ fn classify(name: &str, cfg: &PrinterConfig) -> Class {
         "M221" => Class::M221,
         "M400" => Class::M400,
         "M84" | "M18" => Class::MotorsOff,
-        "M104" | "M140" | "M106" | "M107" | "SET_HEATER_TEMPERATURE" => Class::Sync,
+        "M106" if cfg.fan.is_some() => Class::M106,
+        "M107" if cfg.fan.is_some() => Class::M107,
+        // Without a fan Klipper ignores these silently.
+        "M106" | "M107" => Class::Nop,
+        "M104" | "M140" | "SET_HEATER_TEMPERATURE" => Class::Sync,
         "M109" | "M190" | "TEMPERATURE_WAIT" => Class::HeaterWait,
         "SAVE_GCODE_STATE" => Class::SaveState,
         "RESTORE_GCODE_STATE" => Class::RestoreState,
         "SET_GCODE_OFFSET" => Class::SetGcodeOffset,
         "SET_PRESSURE_ADVANCE" => Class::SetPressureAdvance,
         "G20" => Class::G20,
+        "M112" => Class::M112,
         _ if KNOWN_NOPS.contains(&name) => Class::Nop,
         _ if cfg.exclude_object && EXCLUDE_OBJECT_CMDS.contains(&name) => Class::Nop,
         _ if cfg.pause_resume && PAUSE_RESUME_CMDS.contains(&name) => Class::Nop,
@@ -329,12 +348,17 @@ impl<'a> Input<'a> {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn word(words: &[crate::gcode::columns::F64Col], slot: usize, row: usize) -> Word {
-    match words.get(slot).and_then(|c| c.get(row)) {
+    let Some(c) = words.get(slot) else { return Word::Absent };
+    // A column without values (the parser allocates them lazily) has an empty bitmap.
+    if !bit(&c.valid, row) {
+        return Word::Absent;
+    }
+    match c.values.get(row) {
         None => Word::Absent,
         Some(v) if v.is_nan() => Word::Flag,
-        Some(v) => Word::Num(v),
+        Some(&v) => Word::Num(v),
     }
 }
 
@@ -366,14 +390,31 @@ impl Iterator for Input<'_> {
             let row = self.row;
             self.row += 1;
             let id = lx.command[row];
-            if id < 0 {
-                continue;
-            }
             let line = lx.first_line + row as u64;
             if line == self.dropped_line {
                 continue;
             }
             let offset = lx.offset[row] as u64;
+            if id < 0 {
+                // A line Klipper sees as a command although the parser sees a comment:
+                // `(comment)` lines (Klipper has no parenthesis comments).
+                if bit(&lx.comment.valid, row) {
+                    if let Some(name) = self.paren_command(offset) {
+                        let idu = self.name_id(name);
+                        let ctx = &batch.context;
+                        return Some(Cmd {
+                            line,
+                            offset,
+                            end: offset,
+                            layer: ctx.layer[row],
+                            feature: ctx.feature[row],
+                            object: ctx.object[row],
+                            op: Op::Unknown(idu),
+                        });
+                    }
+                }
+                continue;
+            }
             let end = match lx.offset.get(row + 1) {
                 Some(&o) => o as u64,
                 None => match self.parsed.batches.get(self.batch + 1).and_then(|b| b.lexed.offset.first()) {
@@ -409,14 +450,14 @@ impl Iterator for Input<'_> {
                     } else if class == Class::Move {
                         Op::Move(m)
                     } else {
-                        Op::Arc(ArcWords {
+                        Op::Arc(Box::new(ArcWords {
                             clockwise: class == Class::ArcCw,
                             m,
                             i: word(w, SLOT_I, row),
                             j: word(w, SLOT_J, row),
                             k: word(w, SLOT_K, row),
                             r: word(w, SLOT_R, row),
-                        })
+                        }))
                     }
                 }
                 Class::Dwell => Op::Dwell { p: word(w, SLOT_P, row), s: word(w, SLOT_S, row) },
@@ -487,6 +528,12 @@ impl Iterator for Input<'_> {
                     }
                 }
                 Class::Sync => Op::LookaheadSync,
+                Class::M106 => Op::Fan(match word(w, SLOT_S, row) {
+                    Word::Absent => Word::Num(1.0),
+                    Word::Num(v) => Word::Num(v / 255.0),
+                    Word::Flag => Word::Flag,
+                }),
+                Class::M107 => Op::Fan(Word::Num(0.0)),
                 Class::HeaterWait => Op::HeaterWait,
                 Class::Plane(p) => Op::Plane(p),
                 Class::SaveState => Op::SaveState { name: state_name(lx, row) },
@@ -497,18 +544,19 @@ impl Iterator for Input<'_> {
                 },
                 Class::SetGcodeOffset => {
                     let p = |k: &str| lx.params.get(row, k.as_bytes()).and_then(param_f64);
-                    Op::SetGcodeOffset {
+                    Op::SetGcodeOffset(Box::new(GcodeOffset {
                         xyz_e: [p("X"), p("Y"), p("Z"), p("E")],
                         adjust: [p("X_ADJUST"), p("Y_ADJUST"), p("Z_ADJUST"), p("E_ADJUST")],
                         mv: p("MOVE").is_some_and(|v| v != 0.0),
                         speed: p("MOVE_SPEED"),
-                    }
+                    }))
                 }
                 Class::SetPressureAdvance => Op::SetPressureAdvance {
                     advance: lx.params.get(row, b"ADVANCE").and_then(param_f64),
                     smooth_time: lx.params.get(row, b"SMOOTH_TIME").and_then(param_f64),
                 },
                 Class::G20 => Op::Error("machine does not support G20 (inches)"),
+                Class::M112 => Op::Error("M112: emergency stop (Klipper shuts down)"),
                 Class::Nop => Op::Nop,
                 Class::Unknown => {
                     let idu = match unknown_name.take() {
@@ -532,6 +580,24 @@ impl Iterator for Input<'_> {
 }
 
 impl Input<'_> {
+    /// The command name Klipper reads from a line starting with `(`, if it does.
+    fn paren_command(&self, offset: u64) -> Option<String> {
+        let code = self.raw_code(offset);
+        let start = code.iter().position(|b| !b.is_ascii_whitespace())?;
+        let code = &code[start..];
+        if code.first() != Some(&b'(') {
+            return None;
+        }
+        // Klipper's name: the text before the first parameter letter, that letter run, and
+        // what follows it up to the next letter.
+        let up: Vec<u8> = code.iter().map(u8::to_ascii_uppercase).collect();
+        let is_key = |b: u8| b.is_ascii_uppercase() || b == b'_' || b == b'*';
+        let a = up.iter().position(|&b| is_key(b)).unwrap_or(up.len());
+        let b = a + up[a..].iter().position(|&b| !(b.is_ascii_uppercase() || b == b'_')).unwrap_or(up.len() - a).max(usize::from(a < up.len()));
+        let c = b + up[b..].iter().position(|&b| is_key(b)).unwrap_or(up.len() - b);
+        Some(String::from_utf8_lossy(&up[..c]).trim().to_string())
+    }
+
     #[inline]
     fn zero_check(&self, offset: u64) -> Option<String> {
         // Fast path: the line starts with the command letter itself.

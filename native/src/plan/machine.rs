@@ -63,6 +63,8 @@ pub struct Machine<'c> {
     /// The first Klipper error (line, message); in strict mode planning stopped there.
     pub first_error: Option<(u64, String)>,
     pub stopped: bool,
+    /// Input bytes read so far (`FlushTimer::Reads`): lines ending past it need a read.
+    read_limit: u64,
 }
 
 impl<'c> Machine<'c> {
@@ -94,6 +96,7 @@ impl<'c> Machine<'c> {
             arc_segments: 0,
             first_error: None,
             stopped: false,
+            read_limit: 0,
         }
     }
 
@@ -126,18 +129,8 @@ impl<'c> Machine<'c> {
         if self.stopped {
             return;
         }
-        if let FlushTimer::Reads(n) = self.opts.flush_timer {
-            // Klipper reads its input in `n`-byte pieces and runs its timers between them; a
-            // line runs once the piece holding its last byte has been read.
-            let last = cmd.end.max(cmd.offset + 1) - 1;
-            let need = last / n.max(1) + 1;
-            while self.th.reads_done < need {
-                if self.th.reads_done > 0 {
-                    self.th.flush_timer();
-                }
-                self.th.reads_done += 1;
-                self.th.read_in_yield = false;
-            }
+        if cmd.end > self.read_limit {
+            self.input_reads(cmd);
         }
         let meta = Meta { line: cmd.line, offset: cmd.offset, layer: cmd.layer, feature: cmd.feature, object: cmd.object };
         match &cmd.op {
@@ -276,6 +269,10 @@ impl<'c> Machine<'c> {
             Op::WaitMoves => self.th.wait_moves(),
             Op::MotorsOff { bare: _ } => self.cmd_motors_off(&meta),
             Op::LookaheadSync => self.th.lookahead_callback(None),
+            Op::Fan(v) => match v.num() {
+                Some(v) if v >= 0.0 && v.is_finite() => self.th.set_fan(v),
+                _ => self.error(&meta, "bad-parameter", "M106: S must be a number >= 0".into()),
+            },
             Op::HeaterWait => match self.cfg.heater_wait {
                 WaitModel::Batch => self.th.lookahead_callback(Some((meta, kind::WAIT))),
                 WaitModel::Fixed(secs) => {
@@ -302,7 +299,8 @@ impl<'c> Machine<'c> {
                     self.do_move(sp, &meta);
                 }
             }
-            Op::SetGcodeOffset { xyz_e, adjust, mv, speed } => {
+            Op::SetGcodeOffset(o) => {
+                let (xyz_e, adjust, mv, speed) = (&o.xyz_e, &o.adjust, &o.mv, &o.speed);
                 let mut delta = [0.0; 4];
                 for i in 0..4 {
                     let offset = match (xyz_e[i], adjust[i]) {
@@ -340,6 +338,27 @@ impl<'c> Machine<'c> {
             Op::Unknown(id) => *self.unknown.entry(*id).or_default() += 1,
             Op::Error(msg) => self.error(&meta, "klipper-error", (*msg).to_string()),
         }
+    }
+
+    /// Klipper reads its input in `n`-byte pieces and runs its timers between them; a line
+    /// runs once the piece holding its last byte has been read.
+    #[cold]
+    fn input_reads(&mut self, cmd: &Cmd) {
+        let FlushTimer::Reads(n) = self.opts.flush_timer else {
+            self.read_limit = u64::MAX;
+            return;
+        };
+        let n = n.max(1);
+        let last = cmd.end.max(cmd.offset + 1) - 1;
+        let need = last / n + 1;
+        while self.th.reads_done < need {
+            if self.th.reads_done > 0 {
+                self.th.flush_timer();
+            }
+            self.th.reads_done += 1;
+            self.th.read_in_yield = false;
+        }
+        self.read_limit = self.th.reads_done * n;
     }
 
     /// Sends `last_position` to the toolhead (Klipper's `move_with_transform`).

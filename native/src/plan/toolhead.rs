@@ -40,7 +40,6 @@ pub struct MoveIssue {
 pub(crate) struct Move {
     pub start: [f64; 4],
     pub end: [f64; 4],
-    pub axes_d: [f64; 4],
     pub axes_r: [f64; 4],
     pub move_d: f64,
     pub accel: f64,
@@ -50,7 +49,6 @@ pub(crate) struct Move {
     pub max_start_v2: f64,
     pub max_cruise_v2: f64,
     pub delta_v2: f64,
-    pub next_junction_v2: f64,
     pub max_mcr_start_v2: f64,
     pub mcr_delta_v2: f64,
     // Backward-pass results, then the trapezoid.
@@ -70,15 +68,21 @@ pub(crate) struct Move {
 }
 
 impl Move {
+    /// Distance along axis `i` (0 on X/Y/Z for extruder-only moves).
+    #[inline(always)]
+    fn d(&self, i: usize) -> f64 {
+        self.end[i] - self.start[i]
+    }
+
     fn limit_speed(&mut self, speed: f64, accel: f64) {
         let speed2 = speed * speed;
         if speed2 < self.max_cruise_v2 {
             self.max_cruise_v2 = speed2;
             self.min_move_t = self.move_d / speed;
         }
-        self.accel = self.accel.min(accel);
+        self.accel = pmin(self.accel, accel);
         self.delta_v2 = 2.0 * self.move_d * self.accel;
-        self.mcr_delta_v2 = self.mcr_delta_v2.min(self.delta_v2);
+        self.mcr_delta_v2 = pmin(self.mcr_delta_v2, self.delta_v2);
     }
 
     /// Junction limit with the previous move (squared speeds).
@@ -94,18 +98,16 @@ impl Move {
         } else {
             self.max_cruise_v2
         };
-        let mut max_start_v2 = self
-            .max_cruise_v2
-            .min(prev.max_cruise_v2)
-            .min(prev.next_junction_v2)
-            .min(prev.max_start_v2 + prev.delta_v2)
-            .min(extruder_v2);
+        let mut max_start_v2 = pmin(
+            pmin(pmin(pmin(self.max_cruise_v2, prev.max_cruise_v2), NO_JUNCTION_LIMIT), prev.max_start_v2 + prev.delta_v2),
+            extruder_v2,
+        );
         // Junction deviation: the speed of a circle touching both moves.
         let r = &self.axes_r;
         let pr = &prev.axes_r;
         let junction_cos_theta = -(r[0] * pr[0] + r[1] * pr[1] + r[2] * pr[2]);
-        let sin_theta_d2 = (0.5 * (1.0 - junction_cos_theta)).max(0.0).sqrt();
-        let cos_theta_d2 = (0.5 * (1.0 + junction_cos_theta)).max(0.0).sqrt();
+        let sin_theta_d2 = pmax(0.5 * (1.0 - junction_cos_theta), 0.0).sqrt();
+        let cos_theta_d2 = pmax(0.5 * (1.0 + junction_cos_theta), 0.0).sqrt();
         let one_minus_sin_theta_d2 = 1.0 - sin_theta_d2;
         if one_minus_sin_theta_d2 > 0.0 && cos_theta_d2 > 0.0 {
             let r_jd = sin_theta_d2 / one_minus_sin_theta_d2;
@@ -115,24 +117,26 @@ impl Move {
             let quarter_tan_theta_d2 = 0.25 * sin_theta_d2 / cos_theta_d2;
             let move_centripetal_v2 = self.delta_v2 * quarter_tan_theta_d2;
             let pmove_centripetal_v2 = prev.delta_v2 * quarter_tan_theta_d2;
-            max_start_v2 = max_start_v2
-                .min(move_jd_v2)
-                .min(pmove_jd_v2)
-                .min(move_centripetal_v2)
-                .min(pmove_centripetal_v2);
+            max_start_v2 = pmin(
+                pmin(pmin(pmin(max_start_v2, move_jd_v2), pmove_jd_v2), move_centripetal_v2),
+                pmove_centripetal_v2,
+            );
         }
         self.max_start_v2 = max_start_v2;
-        self.max_mcr_start_v2 = max_start_v2.min(prev.max_mcr_start_v2 + prev.mcr_delta_v2);
+        self.max_mcr_start_v2 = pmin(max_start_v2, prev.max_mcr_start_v2 + prev.mcr_delta_v2);
     }
 
-    fn set_junction(&mut self, start_v2: f64, cruise_v2: f64, end_v2: f64) {
+    /// The trapezoid for the given squared speeds. `memo` holds the last (v², v) pair so the
+    /// shared junction speed of consecutive moves is rooted once (the value is identical).
+    fn set_junction(&mut self, start_v2: f64, cruise_v2: f64, end_v2: f64, memo: &mut (f64, f64)) {
         let half_inv_accel = 0.5 / self.accel;
         let accel_d = (cruise_v2 - start_v2) * half_inv_accel;
         let decel_d = (cruise_v2 - end_v2) * half_inv_accel;
         let cruise_d = self.move_d - accel_d - decel_d;
-        let start_v = start_v2.sqrt();
+        let start_v = if start_v2 == memo.0 { memo.1 } else { start_v2.sqrt() };
         let cruise_v = cruise_v2.sqrt();
         let end_v = end_v2.sqrt();
+        *memo = (end_v2, end_v);
         self.start_v = start_v;
         self.cruise_v = cruise_v;
         self.end_v = end_v;
@@ -146,11 +150,6 @@ impl Move {
             self.cruise_t = 0.0;
             self.decel_t = 0.0;
         }
-    }
-
-    #[inline]
-    fn duration(&self) -> f64 {
-        self.accel_t + self.cruise_t + self.decel_t
     }
 }
 
@@ -182,13 +181,37 @@ pub enum FlushTimer {
     Reads(u64),
 }
 
-/// A marker row waiting for the end of a queued move (heater waits).
+/// Something waiting for the end of a queued move (Klipper's look-ahead callbacks).
+#[derive(Debug, Clone, Copy)]
+enum Callback {
+    /// A zero-length row (heater waits).
+    Row(Meta, u8),
+    /// A fan speed request.
+    Fan(f64),
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Marker {
     after_seq: u64,
-    meta: Meta,
-    kind: u8,
+    cb: Callback,
 }
+
+/// The part-cooling fan's request queue: fan changes are sent to the MCU when step generation
+/// passes their time, and each one keeps the MCU queue busy a little longer, which moves the
+/// clock the flush timer re-syncs to.
+#[derive(Debug, Clone, Default)]
+struct FanQueue {
+    enabled: bool,
+    max_power: f64,
+    kick_start_time: f64,
+    off_below: f64,
+    last_value: f64,
+    requests: VecDeque<(f64, f64)>,
+    next_min_flush_time: f64,
+}
+
+/// Klipper's `MIN_SCHEDULE_TIME` for MCU output pins (s).
+const MIN_SCHEDULE_TIME: f64 = 0.100;
 
 pub struct Toolhead {
     pub print_time: f64,
@@ -207,7 +230,10 @@ pub struct Toolhead {
     pub reads_done: u64,
     /// A piece was read while G-code processing yielded (at most one per round).
     pub read_in_yield: bool,
+    /// The look-ahead queue is `queue[head..]` (planned moves are dropped from the front in
+    /// batches, not one memmove per flush).
     queue: Vec<Move>,
+    head: usize,
     junction_flush: f64,
     pub max_velocity: f64,
     pub max_accel: f64,
@@ -224,6 +250,7 @@ pub struct Toolhead {
     pub limits: [(f64, f64); 3],
     pub motors_enabled: bool,
     markers: VecDeque<Marker>,
+    fan: FanQueue,
     seq: u64,
     pub timeline: Timeline,
     /// Keep rows (off: only the clock is computed).
@@ -252,6 +279,7 @@ impl Toolhead {
             reads_done: 0,
             read_in_yield: false,
             queue: Vec::with_capacity(256),
+            head: 0,
             junction_flush: BUFFER_TIME_HIGH,
             max_velocity: cfg.max_velocity,
             max_accel: cfg.max_accel,
@@ -274,6 +302,16 @@ impl Toolhead {
             limits: [(1.0, -1.0); 3],
             motors_enabled: false,
             markers: VecDeque::new(),
+            fan: match &cfg.fan {
+                Some(f) => FanQueue {
+                    enabled: true,
+                    max_power: f.max_power,
+                    kick_start_time: f.kick_start_time,
+                    off_below: f.off_below,
+                    ..FanQueue::default()
+                },
+                None => FanQueue::default(),
+            },
             seq: 0,
             timeline: if record { Timeline::with_capacity(rows_hint) } else { Timeline::default() },
             record,
@@ -355,67 +393,20 @@ impl Toolhead {
     // ---- Moves ----
 
     fn new_move(&self, start: [f64; 4], end: [f64; 4], speed: f64) -> Move {
-        let mut end = end;
-        let mut axes_d = [end[0] - start[0], end[1] - start[1], end[2] - start[2], end[3] - start[3]];
-        let mut move_d = (axes_d[0] * axes_d[0] + axes_d[1] * axes_d[1] + axes_d[2] * axes_d[2]).sqrt();
-        let mut accel = self.max_accel;
-        let mut velocity = speed.min(self.max_velocity);
-        let kinematic;
-        let inv_move_d;
-        if move_d < 0.000000001 {
-            // Extruder-only: the tiny XYZ part is dropped (and stays pending in Klipper too).
-            end[0] = start[0];
-            end[1] = start[1];
-            end[2] = start[2];
-            axes_d[0] = 0.0;
-            axes_d[1] = 0.0;
-            axes_d[2] = 0.0;
-            move_d = axes_d[3].abs();
-            inv_move_d = if move_d != 0.0 { 1.0 / move_d } else { 0.0 };
-            accel = EXTRUDE_ONLY_ACCEL;
-            velocity = speed;
-            kinematic = false;
-        } else {
-            inv_move_d = 1.0 / move_d;
-            kinematic = true;
-        }
-        let axes_r = [axes_d[0] * inv_move_d, axes_d[1] * inv_move_d, axes_d[2] * inv_move_d, axes_d[3] * inv_move_d];
-        Move {
-            start,
-            end,
-            axes_d,
-            axes_r,
-            move_d,
-            accel,
-            junction_deviation: self.junction_deviation,
-            kinematic,
-            min_move_t: move_d / velocity,
-            max_start_v2: 0.0,
-            max_cruise_v2: velocity * velocity,
-            delta_v2: 2.0 * move_d * accel,
-            next_junction_v2: NO_JUNCTION_LIMIT,
-            max_mcr_start_v2: 0.0,
-            mcr_delta_v2: 2.0 * move_d * self.mcr_pseudo_accel,
-            j_start_v2: 0.0,
-            j_cruise_v2: 0.0,
-            j_next_v2: 0.0,
-            start_v: 0.0,
-            cruise_v: 0.0,
-            end_v: 0.0,
-            accel_t: 0.0,
-            cruise_t: 0.0,
-            decel_t: 0.0,
-            meta: Meta::default(),
-            kind: 0,
-            flags: 0,
-            seq: 0,
-        }
+        let mut m = EMPTY_MOVE;
+        self.init_move(&mut m, start, end, speed);
+        m
     }
 
-    fn check_endstops(&self, m: &Move) -> Option<MoveIssue> {
+    #[inline(always)]
+    fn init_move(&self, m: &mut Move, start: [f64; 4], end: [f64; 4], speed: f64) {
+        init_move_fields(m, start, end, speed, self.max_accel, self.max_velocity, self.junction_deviation, self.mcr_pseudo_accel);
+    }
+
+    fn check_endstops(limits: &[(f64, f64); 3], m: &Move) -> Option<MoveIssue> {
         for i in 0..3 {
-            let (lo, hi) = self.limits[i];
-            if m.axes_d[i] != 0.0 && (m.end[i] < lo || m.end[i] > hi) {
+            let (lo, hi) = limits[i];
+            if m.d(i) != 0.0 && (m.end[i] < lo || m.end[i] > hi) {
                 let (code, what) =
                     if lo > hi { ("must-home", "Must home axis first") } else { ("out-of-range", "Move out of range") };
                 return Some(MoveIssue {
@@ -429,28 +420,33 @@ impl Toolhead {
 
     /// Cartesian limits: range checks, then the Z speed/accel scaled onto the move.
     fn kin_check_move(&self, m: &mut Move) -> Option<MoveIssue> {
+        Self::kin_check(&self.limits, self.max_z_velocity, self.max_z_accel, m)
+    }
+
+    #[inline(always)]
+    fn kin_check(l: &[(f64, f64); 3], max_z_velocity: f64, max_z_accel: f64, m: &mut Move) -> Option<MoveIssue> {
         let mut issue = None;
         let (x, y) = (m.end[0], m.end[1]);
-        let l = &self.limits;
         if x < l[0].0 || x > l[0].1 || y < l[1].0 || y > l[1].1 {
-            issue = self.check_endstops(m);
+            issue = Self::check_endstops(l, m);
         }
-        if m.axes_d[2] == 0.0 {
+        let dz = m.d(2);
+        if dz == 0.0 {
             return issue;
         }
         if issue.is_none() {
-            issue = self.check_endstops(m);
+            issue = Self::check_endstops(l, m);
         }
-        let z_ratio = m.move_d / m.axes_d[2].abs();
-        m.limit_speed(self.max_z_velocity * z_ratio, self.max_z_accel * z_ratio);
+        let z_ratio = m.move_d / dz.abs();
+        m.limit_speed(max_z_velocity * z_ratio, max_z_accel * z_ratio);
         issue
     }
 
-    fn extruder_check_move(&self, m: &mut Move) -> Option<MoveIssue> {
+    #[inline(always)]
+    fn extruder_check(ext: &ExtruderLimits, m: &mut Move) -> Option<MoveIssue> {
         let axis_r = m.axes_r[3];
-        let axis_d = m.axes_d[3];
-        let ext = &self.ext;
-        if (m.axes_d[0] == 0.0 && m.axes_d[1] == 0.0) || axis_r < 0.0 {
+        let axis_d = m.d(3);
+        if (m.d(0) == 0.0 && m.d(1) == 0.0) || axis_r < 0.0 {
             // Extruder-only or retracting: the extruder's own limits, scaled to the move.
             let mut issue = None;
             if axis_d.abs() > ext.max_e_dist {
@@ -490,45 +486,58 @@ impl Toolhead {
     }
 
     fn move_to_inner(&mut self, newpos: [f64; 4], speed: f64, meta: Meta, strict: bool) -> Result<Option<MoveIssue>, MoveIssue> {
-        let mut m = self.new_move(self.pos, newpos, speed);
-        if m.move_d == 0.0 {
+        // The move is built in its queue slot (a Move is a few hundred bytes: no copies).
+        self.queue.push(EMPTY_MOVE);
+        let idx = self.queue.len() - 1;
+        let (limits, zv, za, ext) = (self.limits, self.max_z_velocity, self.max_z_accel, self.ext);
+        let start = self.pos;
+        let mv = {
+            let (max_accel, max_velocity, jd, mcr) = (self.max_accel, self.max_velocity, self.junction_deviation, self.mcr_pseudo_accel);
+            let m = &mut self.queue[idx];
+            init_move_fields(m, start, newpos, speed, max_accel, max_velocity, jd, mcr);
+            m
+        };
+        if mv.move_d == 0.0 {
+            self.queue.pop();
             return Ok(None);
         }
         let mut issue = None;
-        if m.kinematic {
-            issue = self.kin_check_move(&mut m);
+        if mv.kinematic {
+            issue = Self::kin_check(&limits, zv, za, mv);
         }
-        if m.axes_d[3] != 0.0 {
-            let e_issue = self.extruder_check_move(&mut m);
+        let de = mv.d(3);
+        if de != 0.0 {
+            let e_issue = Self::extruder_check(&ext, mv);
             if issue.is_none() {
                 issue = e_issue;
             }
         }
-        if strict {
-            if let Some(i) = issue {
-                return Err(i);
-            }
+        if strict && issue.is_some() {
+            self.queue.pop();
+            return Err(issue.expect("checked"));
         }
-        m.meta = meta;
-        m.kind = if m.kinematic {
-            if m.axes_d[3] > 0.0 {
+        mv.meta = meta;
+        mv.kind = if mv.kinematic {
+            if de > 0.0 {
                 kind::PRINT
             } else {
                 kind::TRAVEL
             }
-        } else if m.axes_d[3] < 0.0 {
+        } else if de < 0.0 {
             kind::RETRACT
         } else {
             kind::EXTRUDE_ONLY
         };
-        m.flags = if m.kinematic { flag::KINEMATIC } else { 0 };
-        m.flags |= std::mem::take(&mut self.next_flags);
-        if let Some(k) = self.next_kind.take() {
-            m.kind = k;
+        mv.flags = if mv.kinematic { flag::KINEMATIC } else { 0 } | self.next_flags;
+        if let Some(k) = self.next_kind {
+            mv.kind = k;
         }
-        self.pos = m.end;
+        let end = mv.end;
+        self.next_flags = 0;
+        self.next_kind = None;
+        self.pos = end;
         self.motors_enabled = true;
-        if self.add_move(m) {
+        if self.link_last() {
             self.process_lookahead(true);
         }
         if self.print_time > self.need_check_pause {
@@ -538,20 +547,40 @@ impl Toolhead {
     }
 
     pub fn queue_len(&self) -> usize {
-        self.queue.len()
+        self.queue.len() - self.head
     }
 
-    fn add_move(&mut self, mut m: Move) -> bool {
+    /// Drops `n` planned moves from the front of the queue.
+    fn pop_front(&mut self, n: usize) {
+        self.head += n;
+        if self.head >= self.queue.len() {
+            self.queue.clear();
+            self.head = 0;
+        } else if self.head >= 1024 && self.head * 2 >= self.queue.len() {
+            self.queue.drain(..self.head);
+            self.head = 0;
+        }
+    }
+
+    fn add_move(&mut self, m: Move) -> bool {
+        self.queue.push(m);
+        self.link_last()
+    }
+
+    /// Klipper's `add_move` for the move just pushed: its junction with the one before, and
+    /// whether enough is queued for a lazy flush.
+    #[inline(always)]
+    fn link_last(&mut self) -> bool {
         self.seq += 1;
-        m.seq = self.seq;
         let n = self.queue.len();
-        if n == 0 {
-            self.queue.push(m);
+        self.queue[n - 1].seq = self.seq;
+        if n - 1 == self.head {
             return false;
         }
-        m.calc_junction(&self.queue[n - 1], self.ext.icv);
+        let (before, last) = self.queue.split_at_mut(n - 1);
+        let m = &mut last[0];
+        m.calc_junction(&before[n - 2], self.ext.icv);
         self.junction_flush -= m.min_move_t;
-        self.queue.push(m);
         self.junction_flush <= 0.0
     }
 
@@ -562,7 +591,7 @@ impl Toolhead {
     fn lookahead_flush(&mut self, lazy: bool) -> usize {
         self.junction_flush = LOOKAHEAD_FLUSH_TIME;
         let mut update_flush_count = lazy;
-        let q = &mut self.queue;
+        let q = &mut self.queue[self.head..];
         let mut flush_count = q.len();
         let mut next_start_v2 = 0.0f64;
         let mut next_mcr_start_v2 = 0.0f64;
@@ -571,11 +600,11 @@ impl Toolhead {
         for i in (0..q.len()).rev() {
             let m = &mut q[i];
             let reachable_start_v2 = next_start_v2 + m.delta_v2;
-            let start_v2 = m.max_start_v2.min(reachable_start_v2);
+            let start_v2 = pmin(m.max_start_v2, reachable_start_v2);
             let mut cruise_v2 = f64::NAN;
             pending_cv2_assign += 1;
             let reach_mcr_start_v2 = next_mcr_start_v2 + m.mcr_delta_v2;
-            let mcr_start_v2 = m.max_mcr_start_v2.min(reach_mcr_start_v2);
+            let mcr_start_v2 = pmin(m.max_mcr_start_v2, reach_mcr_start_v2);
             if mcr_start_v2 < reach_mcr_start_v2 {
                 // This move can accelerate.
                 if mcr_start_v2 + m.mcr_delta_v2 > next_mcr_start_v2 || pending_cv2_assign > 1 {
@@ -587,7 +616,7 @@ impl Toolhead {
                     }
                     peak_cruise_v2 = (mcr_start_v2 + reach_mcr_start_v2) * 0.5;
                 }
-                cruise_v2 = ((start_v2 + reachable_start_v2) * 0.5).min(m.max_cruise_v2).min(peak_cruise_v2);
+                cruise_v2 = pmin(pmin((start_v2 + reachable_start_v2) * 0.5, m.max_cruise_v2), peak_cruise_v2);
                 pending_cv2_assign = 0;
             }
             m.j_start_v2 = start_v2;
@@ -600,13 +629,15 @@ impl Toolhead {
             return 0;
         }
         let mut prev_cruise_v2 = 0.0f64;
+        // The end speed of one move is usually the start speed of the next: one square root.
+        let mut sqrt_memo = (0.0f64, 0.0f64);
         for m in q[..flush_count].iter_mut() {
             let mut cruise_v2 = m.j_cruise_v2;
             if cruise_v2.is_nan() {
                 // Cannot accelerate: carry the previous cruise speed.
-                cruise_v2 = prev_cruise_v2.min(m.j_start_v2);
+                cruise_v2 = pmin(prev_cruise_v2, m.j_start_v2);
             }
-            m.set_junction(m.j_start_v2.min(cruise_v2), cruise_v2, m.j_next_v2.min(cruise_v2));
+            m.set_junction(pmin(m.j_start_v2, cruise_v2), cruise_v2, pmin(m.j_next_v2, cruise_v2), &mut sqrt_memo);
             prev_cruise_v2 = cruise_v2;
         }
         flush_count
@@ -632,26 +663,9 @@ impl Toolhead {
 
     fn emit(&mut self, m: &Move, t: f64) {
         self.moves_planned += 1;
-        if !self.record {
-            return;
+        if self.record {
+            push_move(&mut self.timeline, m, t);
         }
-        let distance = m.move_d;
-        self.timeline.push(&Row {
-            meta: m.meta,
-            kind: m.kind,
-            flags: m.flags,
-            t_start: t,
-            accel_t: m.accel_t,
-            cruise_t: m.cruise_t,
-            decel_t: m.decel_t,
-            start_v: m.start_v,
-            cruise_v: m.cruise_v,
-            end_v: m.end_v,
-            accel: m.accel,
-            start: m.start,
-            end: m.end,
-            distance,
-        });
     }
 
     fn emit_markers(&mut self, seq: u64, t: f64) {
@@ -660,7 +674,7 @@ impl Toolhead {
                 break;
             }
             let mk = self.markers.pop_front().expect("front exists");
-            self.emit_event(mk.meta, mk.kind, t, 0.0);
+            self.run_callback(mk.cb, t);
         }
     }
 
@@ -693,15 +707,19 @@ impl Toolhead {
             self.calc_print_time();
         }
         let mut t = self.print_time;
-        for i in 0..n {
-            let m = self.queue[i];
-            self.emit(&m, t);
+        for i in self.head..self.head + n {
+            let m = &self.queue[i];
+            if self.record {
+                push_move(&mut self.timeline, m, t);
+            }
             t = t + m.accel_t + m.cruise_t + m.decel_t;
             if !self.markers.is_empty() {
-                self.emit_markers(m.seq, t);
+                let seq = m.seq;
+                self.emit_markers(seq, t);
             }
         }
-        self.queue.drain(..n);
+        self.moves_planned += n as u64;
+        self.pop_front(n);
         self.print_time = self.print_time.max(t);
         self.note_movequeue_activity(t);
     }
@@ -742,14 +760,85 @@ impl Toolhead {
     /// A heater or fan command: tied to the end of the queued moves, or (queue empty) to the
     /// clock now, which re-syncs it. With `row`, a zero-length row marks the spot.
     pub fn lookahead_callback(&mut self, row: Option<(Meta, u8)>) {
-        if self.queue.is_empty() {
+        self.register_callback(row.map(|(meta, k)| Callback::Row(meta, k)));
+    }
+
+    /// M106/M107 (`value` 0..1), when the printer has a `[fan]`.
+    pub fn set_fan(&mut self, value: f64) {
+        if self.fan.enabled {
+            self.register_callback(Some(Callback::Fan(value)));
+        }
+    }
+
+    fn register_callback(&mut self, cb: Option<Callback>) {
+        if self.queue_len() == 0 {
             let t = self.get_last_move_time();
-            if let Some((meta, k)) = row {
-                self.emit_event(meta, k, t, 0.0);
+            if let Some(cb) = cb {
+                self.run_callback(cb, t);
             }
-        } else if let Some((meta, k)) = row {
+        } else if let Some(cb) = cb {
             let after_seq = self.queue.last().expect("not empty").seq;
-            self.markers.push_back(Marker { after_seq, meta, kind: k });
+            self.markers.push_back(Marker { after_seq, cb });
+        }
+    }
+
+    fn run_callback(&mut self, cb: Callback, t: f64) {
+        match cb {
+            Callback::Row(meta, k) => self.emit_event(meta, k, t, 0.0),
+            Callback::Fan(value) => {
+                self.fan.requests.push_back((t, value));
+                self.note_flush_activity(t);
+            }
+        }
+    }
+
+    /// Activity that is not step generation (MCU output pins).
+    fn note_flush_activity(&mut self, t: f64) {
+        self.need_flush_time = self.need_flush_time.max(t);
+        if self.timer_kick {
+            self.timer_kick = false;
+            self.timer_armed = true;
+        }
+    }
+
+    /// The fan queue's flush callback: requests due by `must_flush_time` go to the MCU.
+    fn fan_flush(&mut self, must_flush_time: f64) {
+        let mut guard = 0;
+        while !self.fan.requests.is_empty() {
+            guard += 1;
+            if guard > 1_000_000 {
+                self.fan.requests.clear();
+                return;
+            }
+            let next_time = self.fan.requests[0].0.max(self.fan.next_min_flush_time);
+            if next_time > must_flush_time {
+                return;
+            }
+            // Requests overridden by a later one that is also due are skipped.
+            let mut pos = 0;
+            while pos + 1 < self.fan.requests.len() && self.fan.requests[pos + 1].0 <= next_time {
+                pos += 1;
+            }
+            let req = self.fan.requests[pos].1;
+            let f = &mut self.fan;
+            let mut value = if req < f.off_below { 0.0 } else { req };
+            value = (value * f.max_power).clamp(0.0, f.max_power);
+            if value == f.last_value {
+                self.fan.requests.drain(..=pos);
+                continue;
+            }
+            if value != 0.0 && f.kick_start_time != 0.0 && (f.last_value == 0.0 || value - f.last_value > 0.5) {
+                // Kick start: full power first, the request itself again later.
+                f.last_value = f.max_power;
+                f.next_min_flush_time = f.next_min_flush_time.max(next_time + f.kick_start_time);
+                self.fan.requests.drain(..pos);
+            } else {
+                f.last_value = value;
+                self.fan.requests.drain(..=pos);
+            }
+            self.fan.next_min_flush_time = self.fan.next_min_flush_time.max(next_time + MIN_SCHEDULE_TIME);
+            let t = self.fan.next_min_flush_time;
+            self.note_flush_activity(t);
         }
     }
 
@@ -760,6 +849,9 @@ impl Toolhead {
         // flushed completely (Klipper's look-ahead "runout").
         if !self.need_prime && step_gen_time >= self.print_time - self.kin_flush_delay - 0.001 {
             self.flush_lookahead();
+        }
+        if !self.fan.requests.is_empty() {
+            self.fan_flush(flush_time);
         }
         self.last_flush_time = flush_time;
         self.last_step_gen_time = step_gen_time;
@@ -838,12 +930,13 @@ impl Toolhead {
         self.calc_print_time();
         let start = self.print_time;
         let mut end = start;
-        for i in 0..n {
+        for i in self.head..self.head + n {
             let mv = self.queue[i];
             self.emit(&mv, end);
             end = end + mv.accel_t + mv.cruise_t + mv.decel_t;
         }
         self.queue.clear();
+        self.head = 0;
         self.junction_flush = LOOKAHEAD_FLUSH_TIME;
         // drip_update_time: steps are generated up to the end, then one look-back more.
         self.timer_armed = false;
@@ -867,11 +960,119 @@ impl Toolhead {
 
     /// Moves still queued (not yet planned).
     pub fn pending(&self) -> usize {
-        self.queue.len()
+        self.queue_len()
     }
 }
 
-#[allow(dead_code)]
-pub(crate) fn move_duration(m: &Move) -> f64 {
-    m.duration()
+const EMPTY_MOVE: Move = Move {
+    start: [0.0; 4],
+    end: [0.0; 4],
+    axes_r: [0.0; 4],
+    move_d: 0.0,
+    accel: 0.0,
+    junction_deviation: 0.0,
+    kinematic: false,
+    min_move_t: 0.0,
+    max_start_v2: 0.0,
+    max_cruise_v2: 0.0,
+    delta_v2: 0.0,
+    max_mcr_start_v2: 0.0,
+    mcr_delta_v2: 0.0,
+    j_start_v2: 0.0,
+    j_cruise_v2: 0.0,
+    j_next_v2: 0.0,
+    start_v: 0.0,
+    cruise_v: 0.0,
+    end_v: 0.0,
+    accel_t: 0.0,
+    cruise_t: 0.0,
+    decel_t: 0.0,
+    meta: Meta { line: 0, offset: 0, layer: -1, feature: -1, object: -1 },
+    kind: 0,
+    flags: 0,
+    seq: 0,
+};
+
+/// Klipper's `Move.__init__`, written in place.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn init_move_fields(m: &mut Move, start: [f64; 4], end: [f64; 4], speed: f64, max_accel: f64, max_velocity: f64, junction_deviation: f64, mcr_pseudo_accel: f64) {
+    let mut end = end;
+    let mut axes_d = [end[0] - start[0], end[1] - start[1], end[2] - start[2], end[3] - start[3]];
+    let mut move_d = (axes_d[0] * axes_d[0] + axes_d[1] * axes_d[1] + axes_d[2] * axes_d[2]).sqrt();
+    let mut accel = max_accel;
+    let mut velocity = pmin(speed, max_velocity);
+    let kinematic;
+    let inv_move_d;
+    if move_d < 0.000000001 {
+        // Extruder-only: the tiny XYZ part is dropped (and stays pending in Klipper too).
+        end[0] = start[0];
+        end[1] = start[1];
+        end[2] = start[2];
+        axes_d[0] = 0.0;
+        axes_d[1] = 0.0;
+        axes_d[2] = 0.0;
+        move_d = axes_d[3].abs();
+        inv_move_d = if move_d != 0.0 { 1.0 / move_d } else { 0.0 };
+        accel = EXTRUDE_ONLY_ACCEL;
+        velocity = speed;
+        kinematic = false;
+    } else {
+        inv_move_d = 1.0 / move_d;
+        kinematic = true;
+    }
+    m.start = start;
+    m.end = end;
+    m.axes_r = [axes_d[0] * inv_move_d, axes_d[1] * inv_move_d, axes_d[2] * inv_move_d, axes_d[3] * inv_move_d];
+    m.move_d = move_d;
+    m.accel = accel;
+    m.junction_deviation = junction_deviation;
+    m.kinematic = kinematic;
+    m.min_move_t = move_d / velocity;
+    m.max_start_v2 = 0.0;
+    m.max_cruise_v2 = velocity * velocity;
+    m.delta_v2 = 2.0 * move_d * accel;
+    m.max_mcr_start_v2 = 0.0;
+    m.mcr_delta_v2 = 2.0 * move_d * mcr_pseudo_accel;
+}
+
+/// Python's `max(a, b)`: the first unless the second is larger.
+#[inline(always)]
+fn pmax(a: f64, b: f64) -> f64 {
+    if b > a {
+        b
+    } else {
+        a
+    }
+}
+
+/// Python's `min(a, b)`: the first unless the second is smaller.
+#[inline(always)]
+fn pmin(a: f64, b: f64) -> f64 {
+    if b < a {
+        b
+    } else {
+        a
+    }
+}
+
+/// Appends a planned move to the timeline.
+#[inline]
+fn push_move(tl: &mut Timeline, m: &Move, t: f64) {
+    tl.push(&Row {
+        meta: m.meta,
+        kind: m.kind,
+        flags: m.flags,
+        t_start: t,
+        accel_t: m.accel_t,
+        cruise_t: m.cruise_t,
+        decel_t: m.decel_t,
+        start_v: m.start_v,
+        cruise_v: m.cruise_v,
+        end_v: m.end_v,
+        accel: m.accel,
+        start: m.start,
+        end: m.end,
+        distance: m.move_d,
+    });
 }

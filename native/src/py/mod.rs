@@ -13,6 +13,7 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 use crate::gcode::columns::{Bitmap, F64Col, StrCol};
 use crate::gcode::dict::Dict;
 use crate::gcode::{self, Batch, Context, Diagnostic, GcodeError, Options, Source, WORD_COLUMNS};
+use crate::plan::{self, PlanOptions, PrinterConfig, WaitModel};
 
 fn to_py_err(py: Python<'_>, e: GcodeError) -> PyErr {
     match e {
@@ -277,11 +278,102 @@ fn stream_dicts<R: Read>(s: &gcode::Stream<R>) -> (Vec<String>, Vec<String>, Vec
     }
 }
 
+fn f64s<'py>(py: Python<'py>, v: Vec<f64>) -> Bound<'py, PyArray1<f64>> {
+    v.into_pyarray(py)
+}
+
+/// Parses and plans a file with a printer configuration (Klipper `printer.cfg` text): the
+/// timeline columns as numpy arrays plus totals and diagnostics (GIL released while working).
+#[pyfunction]
+#[pyo3(signature = (path, printer_cfg, strict=false, threads=0, heater_wait_s=None))]
+fn plan_file<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    printer_cfg: String,
+    strict: bool,
+    threads: usize,
+    heater_wait_s: Option<f64>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let work = py.detach(|| -> Result<_, GcodeError> {
+        let source = Source::open(&path)?;
+        let parsed = gcode::parse(&source, &options(threads, 4 << 20, 10_000));
+        let mut cfg = PrinterConfig::parse(&printer_cfg);
+        if let Some(s) = heater_wait_s {
+            cfg.heater_wait = WaitModel::Fixed(s);
+        }
+        let opts = PlanOptions { strict, ..PlanOptions::default() };
+        let planned = plan::plan(&parsed, &source.text, &cfg, &opts);
+        Ok((planned, strings(&parsed.context.features), strings(&parsed.context.objects), cfg.issues, source.text.len()))
+    });
+    let (p, features, objects, issues, bytes) = work.map_err(|e| to_py_err(py, e))?;
+    let d = PyDict::new(py);
+    let t = p.timeline;
+    let cols = PyDict::new(py);
+    cols.set_item("line", t.line.into_pyarray(py))?;
+    cols.set_item("offset", t.offset.into_pyarray(py))?;
+    cols.set_item("kind", t.kind.into_pyarray(py))?;
+    cols.set_item("flags", t.flags.into_pyarray(py))?;
+    for (name, v) in [
+        ("t_start", t.t_start),
+        ("accel_t", t.accel_t),
+        ("cruise_t", t.cruise_t),
+        ("decel_t", t.decel_t),
+        ("start_v", t.start_v),
+        ("cruise_v", t.cruise_v),
+        ("end_v", t.end_v),
+        ("accel", t.accel),
+        ("start_x", t.start_x),
+        ("start_y", t.start_y),
+        ("start_z", t.start_z),
+        ("start_e", t.start_e),
+        ("end_x", t.end_x),
+        ("end_y", t.end_y),
+        ("end_z", t.end_z),
+        ("end_e", t.end_e),
+        ("distance", t.distance),
+    ] {
+        cols.set_item(name, f64s(py, v))?;
+    }
+    cols.set_item("layer", t.layer.into_pyarray(py))?;
+    cols.set_item("feature", t.feature.into_pyarray(py))?;
+    cols.set_item("object", t.object.into_pyarray(py))?;
+    d.set_item("columns", cols)?;
+    d.set_item("kinds", plan::kind::NAMES.to_vec())?;
+    d.set_item("features", features)?;
+    d.set_item("objects", objects)?;
+    d.set_item("total_time", p.total_time)?;
+    d.set_item("moves", p.moves)?;
+    d.set_item("bytes", bytes)?;
+    d.set_item("first_error", p.first_error)?;
+    d.set_item("stopped_at_error", p.stopped_at_error)?;
+    d.set_item("unknown_commands", p.unknown_commands)?;
+    d.set_item("invalid_m204", p.invalid_m204)?;
+    d.set_item("g28_count", p.g28_count)?;
+    d.set_item("g28_time", p.g28_time)?;
+    d.set_item("arc_segments", p.arc_segments)?;
+    d.set_item("diagnostics_total", p.diagnostics_total)?;
+    let diags = PyList::empty(py);
+    for x in &p.diagnostics {
+        let item = PyDict::new(py);
+        item.set_item("line", x.line)?;
+        item.set_item("offset", x.offset)?;
+        item.set_item("code", x.code)?;
+        item.set_item("message", &x.message)?;
+        item.set_item("klipper_error", x.klipper_error)?;
+        diags.append(item)?;
+    }
+    d.set_item("diagnostics", diags)?;
+    let config_issues: Vec<String> = issues.iter().map(|i| i.message.clone()).collect();
+    d.set_item("config_issues", config_issues)?;
+    Ok(d)
+}
+
 /// Line format facts the Python layer shares with the core.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_file, m)?)?;
     m.add_function(wrap_pyfunction!(parse_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(plan_file, m)?)?;
     m.add_class::<PyStream>()?;
     m.add("WORD_COLUMNS", WORD_COLUMNS.iter().map(|c| (*c as char).to_string()).collect::<Vec<_>>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
