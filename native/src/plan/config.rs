@@ -67,7 +67,12 @@ pub struct FirmwareRetraction {
 
 impl Default for FirmwareRetraction {
     fn default() -> Self {
-        FirmwareRetraction { retract_length: 0.0, retract_speed: 20.0, unretract_extra_length: 0.0, unretract_speed: 10.0 }
+        FirmwareRetraction {
+            retract_length: 0.0,
+            retract_speed: 20.0,
+            unretract_extra_length: 0.0,
+            unretract_speed: 10.0,
+        }
     }
 }
 
@@ -250,7 +255,8 @@ impl Reader<'_> {
         if v > 0.0 {
             v
         } else {
-            self.issues.push(ConfigIssue { line: 0, message: format!("[{section}] {key} must be above 0; using {default}") });
+            self.issues
+                .push(ConfigIssue { line: 0, message: format!("[{section}] {key} must be above 0; using {default}") });
             default
         }
     }
@@ -261,7 +267,8 @@ impl Reader<'_> {
             "true" | "1" | "yes" | "on" => Some(true),
             "false" | "0" | "no" | "off" => Some(false),
             _ => {
-                self.issues.push(ConfigIssue { line: *line, message: format!("[{section}] {key}: {v:?} is not a boolean") });
+                self.issues
+                    .push(ConfigIssue { line: *line, message: format!("[{section}] {key}: {v:?} is not a boolean") });
                 None
             }
         }
@@ -295,11 +302,14 @@ impl PrinterConfig {
     pub fn from_sections(s: &Sections) -> PrinterConfig {
         let mut r = Reader { s, issues: Vec::new() };
         let p = "printer";
-        let kinematics = s.get(p, "kinematics").map_or_else(|| "cartesian".to_string(), |v| v.0.trim().to_ascii_lowercase());
+        let kinematics =
+            s.get(p, "kinematics").map_or_else(|| "cartesian".to_string(), |v| v.0.trim().to_ascii_lowercase());
         if kinematics != "cartesian" && s.has(p) {
             r.issues.push(ConfigIssue {
                 line: 0,
-                message: format!("kinematics {kinematics:?} is planned as cartesian (only the Z limits differ by kinematics)"),
+                message: format!(
+                    "kinematics {kinematics:?} is planned as cartesian (only the Z limits differ by kinematics)"
+                ),
             });
         }
         let max_velocity = r.required(p, "max_velocity", 300.0).max(1e-9);
@@ -357,7 +367,8 @@ impl PrinterConfig {
             let position_min = r.float(&sec, "position_min", 0.0);
             let mut position_max = r.required(&sec, "position_max", position_min + 200.0);
             if position_max <= position_min {
-                r.issues.push(ConfigIssue { line: 0, message: format!("[{sec}] position_max must be above position_min") });
+                r.issues
+                    .push(ConfigIssue { line: 0, message: format!("[{sec}] position_max must be above position_min") });
                 position_max = position_min + 1.0;
             }
             let position_endstop = r.required(&sec, "position_endstop", position_min).clamp(position_min, position_max);
@@ -387,6 +398,22 @@ impl PrinterConfig {
             kick_start_time: r.float("fan", "kick_start_time", 0.1).max(0.0),
             off_below: r.float("fan", "off_below", 0.0).clamp(0.0, 1.0),
         });
+        for (section, what) in [
+            ("safe_z_home", "G28 is modelled as plain homing, without [safe_z_home]"),
+            ("homing_override", "G28 is modelled as plain homing, without [homing_override]"),
+            (
+                "input_shaper",
+                "input shaping widens Klipper's step-generation window; re-sync gaps may differ by milliseconds",
+            ),
+        ] {
+            if s.has(section) {
+                r.issues.push(ConfigIssue { line: 0, message: what.to_string() });
+            }
+        }
+        for name in s.order.iter().filter(|n| n.starts_with("include ")) {
+            r.issues
+                .push(ConfigIssue { line: 0, message: format!("[{name}] is not followed; only this file is read") });
+        }
         let assume_homed = r.boolean("threedpai_probe", "assume_homed").unwrap_or(false);
         let macros = s
             .order

@@ -10,25 +10,49 @@ use crate::gcode::{lexer::WORD_COLUMNS, Parsed};
 
 use super::config::PrinterConfig;
 
-/// A word's value: absent, present with a number, or present without one (`G28 X`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Word {
-    Absent,
-    Num(f64),
-    Flag,
-}
+/// A word's value: absent, present with a number, or present without one (`G28 X`). Kept in
+/// eight bytes: the two non-numbers are NaN payloads (a number is never NaN).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Word(u64);
+
+const ABSENT_BITS: u64 = 0x7ff8_0000_ab5e_0001;
+const FLAG_BITS: u64 = 0x7ff8_0000_f1a6_0002;
 
 impl Word {
-    #[inline]
-    pub fn num(self) -> Option<f64> {
-        match self {
-            Word::Num(v) => Some(v),
-            _ => None,
+    pub const ABSENT: Word = Word(ABSENT_BITS);
+    pub const FLAG: Word = Word(FLAG_BITS);
+
+    /// A number (a NaN is taken as a word without a number).
+    #[inline(always)]
+    pub fn of(v: f64) -> Word {
+        if v.is_nan() {
+            Word::FLAG
+        } else {
+            Word(v.to_bits())
         }
     }
-    #[inline]
+    #[inline(always)]
+    pub fn num(self) -> Option<f64> {
+        let v = f64::from_bits(self.0);
+        (!v.is_nan()).then_some(v)
+    }
+    #[inline(always)]
     pub fn present(self) -> bool {
-        !matches!(self, Word::Absent)
+        self.0 != ABSENT_BITS
+    }
+    #[inline(always)]
+    pub fn is_flag(self) -> bool {
+        self.0 == FLAG_BITS
+    }
+}
+
+impl std::fmt::Debug for Word {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.num(), self.is_flag()) {
+            (Some(v), _) => write!(f, "{v}"),
+            (None, true) => write!(f, "Flag"),
+            (None, false) => write!(f, "Absent"),
+        }
     }
 }
 
@@ -67,26 +91,55 @@ pub enum Op {
     Move(MoveWords),
     Arc(Box<ArcWords>),
     /// G4: P milliseconds; S is read but Klipper ignores it.
-    Dwell { p: Word, s: Word },
+    Dwell {
+        p: Word,
+        s: Word,
+    },
     /// G28 with the axes named (none named: all).
-    Home { x: bool, y: bool, z: bool },
+    Home {
+        x: bool,
+        y: bool,
+        z: bool,
+    },
     AbsoluteCoords,
     RelativeCoords,
     AbsoluteExtrude,
     RelativeExtrude,
-    SetPosition { x: Word, y: Word, z: Word, e: Word },
+    SetPosition {
+        x: Word,
+        y: Word,
+        z: Word,
+        e: Word,
+    },
     Retract,
     Unretract,
-    SetRetraction { length: Option<f64>, speed: Option<f64>, extra: Option<f64>, unretract_speed: Option<f64> },
+    SetRetraction {
+        length: Option<f64>,
+        speed: Option<f64>,
+        extra: Option<f64>,
+        unretract_speed: Option<f64>,
+    },
     /// M204 S / P / T.
-    SetAccel { s: Word, p: Word, t: Word },
-    SetVelocityLimit { velocity: Option<f64>, accel: Option<f64>, scv: Option<f64>, mcr: Option<f64>, bad: bool },
+    SetAccel {
+        s: Word,
+        p: Word,
+        t: Word,
+    },
+    SetVelocityLimit {
+        velocity: Option<f64>,
+        accel: Option<f64>,
+        scv: Option<f64>,
+        mcr: Option<f64>,
+        bad: bool,
+    },
     SpeedFactor(Word),
     ExtrudeFactor(Word),
     /// M400.
     WaitMoves,
     /// M84 / M18; `bare` when nothing but a comment follows the command.
-    MotorsOff { bare: bool },
+    MotorsOff {
+        bare: bool,
+    },
     /// Commands Klipper ties to the end of the queued moves (heaters, fans): no time, but they
     /// re-sync the clock when the look-ahead queue is empty.
     LookaheadSync,
@@ -95,10 +148,19 @@ pub enum Op {
     /// M109 / M190 / TEMPERATURE_WAIT (a `LookaheadSync` plus a wait in the time model).
     HeaterWait,
     Plane(u8),
-    SaveState { name: String },
-    RestoreState { name: String, mv: bool, speed: Option<f64> },
+    SaveState {
+        name: String,
+    },
+    RestoreState {
+        name: String,
+        mv: bool,
+        speed: Option<f64>,
+    },
     SetGcodeOffset(Box<GcodeOffset>),
-    SetPressureAdvance { advance: Option<f64>, smooth_time: Option<f64> },
+    SetPressureAdvance {
+        advance: Option<f64>,
+        smooth_time: Option<f64>,
+    },
     /// Known to Klipper, no effect on timing.
     Nop,
     /// Not known to Klipper (`id` into `Input::names`).
@@ -165,12 +227,36 @@ enum Class {
 
 /// Commands the reference Klipper knows and that do not affect timing.
 const KNOWN_NOPS: &[&str] = &[
-    "G21", "M105", "M110", "M114", "M115", "M21", "GET_POSITION", "GET_RETRACTION",
-    "STATUS", "HELP", "ECHO", "RESTART", "FIRMWARE_RESTART", "TURN_OFF_HEATERS", "SET_STEPPER_ENABLE", "QUERY_ENDSTOPS",
-    "QUERY_PROBE", "SET_IDLE_TIMEOUT", "M18.1", "M84.1", "M221.1", "ACTIVATE_EXTRUDER", "SYNC_EXTRUDER_MOTION",
-    "SET_EXTRUDER_ROTATION_DISTANCE", "PID_CALIBRATE", "SET_TEMPERATURE_FAN_TARGET", "SAVE_CONFIG",
+    "G21",
+    "M105",
+    "M110",
+    "M114",
+    "M115",
+    "M21",
+    "GET_POSITION",
+    "GET_RETRACTION",
+    "STATUS",
+    "HELP",
+    "ECHO",
+    "RESTART",
+    "FIRMWARE_RESTART",
+    "TURN_OFF_HEATERS",
+    "SET_STEPPER_ENABLE",
+    "QUERY_ENDSTOPS",
+    "QUERY_PROBE",
+    "SET_IDLE_TIMEOUT",
+    "M18.1",
+    "M84.1",
+    "M221.1",
+    "ACTIVATE_EXTRUDER",
+    "SYNC_EXTRUDER_MOTION",
+    "SET_EXTRUDER_ROTATION_DISTANCE",
+    "PID_CALIBRATE",
+    "SET_TEMPERATURE_FAN_TARGET",
+    "SAVE_CONFIG",
 ];
-const EXCLUDE_OBJECT_CMDS: &[&str] = &["EXCLUDE_OBJECT", "EXCLUDE_OBJECT_START", "EXCLUDE_OBJECT_END", "EXCLUDE_OBJECT_DEFINE"];
+const EXCLUDE_OBJECT_CMDS: &[&str] =
+    &["EXCLUDE_OBJECT", "EXCLUDE_OBJECT_START", "EXCLUDE_OBJECT_END", "EXCLUDE_OBJECT_DEFINE"];
 const PAUSE_RESUME_CMDS: &[&str] = &["PAUSE", "RESUME", "CLEAR_PAUSE", "CANCEL_PRINT", "M24", "M25"];
 
 fn classify(name: &str, cfg: &PrinterConfig) -> Class {
@@ -350,15 +436,14 @@ impl<'a> Input<'a> {
 
 #[inline(always)]
 fn word(words: &[crate::gcode::columns::F64Col], slot: usize, row: usize) -> Word {
-    let Some(c) = words.get(slot) else { return Word::Absent };
+    let Some(c) = words.get(slot) else { return Word::ABSENT };
     // A column without values (the parser allocates them lazily) has an empty bitmap.
     if !bit(&c.valid, row) {
-        return Word::Absent;
+        return Word::ABSENT;
     }
     match c.values.get(row) {
-        None => Word::Absent,
-        Some(v) if v.is_nan() => Word::Flag,
-        Some(&v) => Word::Num(v),
+        None => Word::ABSENT,
+        Some(&v) => Word::of(v),
     }
 }
 
@@ -381,20 +466,59 @@ impl Iterator for Input<'_> {
     fn next(&mut self) -> Option<Cmd> {
         loop {
             let batch = self.parsed.batches.get(self.batch)?;
-            let lx = &batch.lexed;
-            if self.row >= lx.rows {
+            if self.row >= batch.lexed.rows {
                 self.batch += 1;
                 self.row = 0;
                 continue;
             }
             let row = self.row;
             self.row += 1;
+            if let Some(cmd) = self.convert(row) {
+                return Some(cmd);
+            }
+        }
+    }
+}
+
+impl Input<'_> {
+    /// Runs `f` on every command in order until it returns false (the planner's loop: the
+    /// conversion is inlined into it, with no iterator state to reload per row).
+    pub fn for_each_until(&mut self, mut f: impl FnMut(&Cmd) -> bool) {
+        while let Some(batch) = self.parsed.batches.get(self.batch) {
+            let rows = batch.lexed.rows;
+            while self.row < rows {
+                let row = self.row;
+                self.row += 1;
+                if let Some(cmd) = self.convert(row) {
+                    if !f(&cmd) {
+                        return;
+                    }
+                }
+            }
+            self.batch += 1;
+            self.row = 0;
+        }
+    }
+
+    /// The command of `row` in the current batch, if the line has one.
+    #[inline(always)]
+    fn convert(&mut self, row: usize) -> Option<Cmd> {
+        {
+            let batch = &self.parsed.batches[self.batch];
+            let lx = &batch.lexed;
             let id = lx.command[row];
             let line = lx.first_line + row as u64;
             if line == self.dropped_line {
-                continue;
+                return None;
             }
             let offset = lx.offset[row] as u64;
+            let end = match lx.offset.get(row + 1) {
+                Some(&o) => o as u64,
+                None => match self.parsed.batches.get(self.batch + 1).and_then(|b| b.lexed.offset.first()) {
+                    Some(&o) => o as u64,
+                    None => self.text.len() as u64,
+                },
+            };
             if id < 0 {
                 // A line Klipper sees as a command although the parser sees a comment:
                 // `(comment)` lines (Klipper has no parenthesis comments).
@@ -405,7 +529,7 @@ impl Iterator for Input<'_> {
                         return Some(Cmd {
                             line,
                             offset,
-                            end: offset,
+                            end,
                             layer: ctx.layer[row],
                             feature: ctx.feature[row],
                             object: ctx.object[row],
@@ -413,15 +537,8 @@ impl Iterator for Input<'_> {
                         });
                     }
                 }
-                continue;
+                return None;
             }
-            let end = match lx.offset.get(row + 1) {
-                Some(&o) => o as u64,
-                None => match self.parsed.batches.get(self.batch + 1).and_then(|b| b.lexed.offset.first()) {
-                    Some(&o) => o as u64,
-                    None => self.text.len() as u64,
-                },
-            };
             let mut class = self.classes[id as usize];
             let w = &lx.words;
             let ctx = &batch.context;
@@ -494,7 +611,9 @@ impl Iterator for Input<'_> {
                         unretract_speed: p(b"UNRETRACT_SPEED"),
                     }
                 }
-                Class::M204 => Op::SetAccel { s: word(w, SLOT_S, row), p: word(w, SLOT_P, row), t: word(w, SLOT_T, row) },
+                Class::M204 => {
+                    Op::SetAccel { s: word(w, SLOT_S, row), p: word(w, SLOT_P, row), t: word(w, SLOT_T, row) }
+                }
                 Class::SetVelocityLimit => {
                     let mut bad = false;
                     let mut p = |k: &[u8]| match lx.params.get(row, k) {
@@ -514,7 +633,7 @@ impl Iterator for Input<'_> {
                 Class::M220 => Op::SpeedFactor(word(w, SLOT_S, row)),
                 Class::M221 => Op::ExtrudeFactor(word(w, SLOT_S, row)),
                 Class::M221Filtered => match word(w, SLOT_S, row) {
-                    Word::Num(v) if v >= 0.0 => Op::ExtrudeFactor(Word::Num(v)),
+                    w if w.num().is_some_and(|v| v >= 0.0) => Op::ExtrudeFactor(w),
                     _ => Op::Nop,
                 },
                 Class::M400 => Op::WaitMoves,
@@ -528,12 +647,15 @@ impl Iterator for Input<'_> {
                     }
                 }
                 Class::Sync => Op::LookaheadSync,
-                Class::M106 => Op::Fan(match word(w, SLOT_S, row) {
-                    Word::Absent => Word::Num(1.0),
-                    Word::Num(v) => Word::Num(v / 255.0),
-                    Word::Flag => Word::Flag,
+                Class::M106 => Op::Fan({
+                    let s = word(w, SLOT_S, row);
+                    match s.num() {
+                        Some(v) => Word::of(v / 255.0),
+                        None if s.is_flag() => Word::FLAG,
+                        None => Word::of(1.0),
+                    }
                 }),
-                Class::M107 => Op::Fan(Word::Num(0.0)),
+                Class::M107 => Op::Fan(Word::of(0.0)),
                 Class::HeaterWait => Op::HeaterWait,
                 Class::Plane(p) => Op::Plane(p),
                 Class::SaveState => Op::SaveState { name: state_name(lx, row) },
@@ -566,7 +688,7 @@ impl Iterator for Input<'_> {
                     Op::Unknown(idu)
                 }
             };
-            return Some(Cmd {
+            Some(Cmd {
                 line,
                 offset,
                 end,
@@ -574,7 +696,7 @@ impl Iterator for Input<'_> {
                 feature: ctx.feature[row],
                 object: ctx.object[row],
                 op,
-            });
+            })
         }
     }
 }
@@ -593,7 +715,11 @@ impl Input<'_> {
         let up: Vec<u8> = code.iter().map(u8::to_ascii_uppercase).collect();
         let is_key = |b: u8| b.is_ascii_uppercase() || b == b'_' || b == b'*';
         let a = up.iter().position(|&b| is_key(b)).unwrap_or(up.len());
-        let b = a + up[a..].iter().position(|&b| !(b.is_ascii_uppercase() || b == b'_')).unwrap_or(up.len() - a).max(usize::from(a < up.len()));
+        let b = a + up[a..]
+            .iter()
+            .position(|&b| !(b.is_ascii_uppercase() || b == b'_'))
+            .unwrap_or(up.len() - a)
+            .max(usize::from(a < up.len()));
         let c = b + up[b..].iter().position(|&b| is_key(b)).unwrap_or(up.len() - b);
         Some(String::from_utf8_lossy(&up[..c]).trim().to_string())
     }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::config::{PrinterConfig, WaitModel};
 use super::input::{ArcWords, Cmd, MoveWords, Op, Word};
-use super::timeline::{flag, kind, Meta};
+use super::timeline::{flag, kind, Meta, Timeline};
 use super::toolhead::{FlushTimer, MoveIssue, Toolhead};
 use super::{Diagnostic, PlanOptions};
 
@@ -68,8 +68,8 @@ pub struct Machine<'c> {
 }
 
 impl<'c> Machine<'c> {
-    pub fn new(cfg: &'c PrinterConfig, opts: PlanOptions, rows_hint: usize) -> Machine<'c> {
-        let mut th = Toolhead::new(cfg, rows_hint, opts.record);
+    pub fn new(cfg: &'c PrinterConfig, opts: PlanOptions, rows_hint: usize, reuse: Option<Timeline>) -> Machine<'c> {
+        let mut th = Toolhead::new(cfg, rows_hint, opts.record, reuse);
         th.set_flush_timer(opts.flush_timer);
         if cfg.assume_homed {
             for i in 0..3 {
@@ -132,21 +132,27 @@ impl<'c> Machine<'c> {
         if cmd.end > self.read_limit {
             self.input_reads(cmd);
         }
-        let meta = Meta { line: cmd.line, offset: cmd.offset, layer: cmd.layer, feature: cmd.feature, object: cmd.object };
+        let meta =
+            Meta { line: cmd.line, offset: cmd.offset, layer: cmd.layer, feature: cmd.feature, object: cmd.object };
         match &cmd.op {
             Op::Move(m) => self.cmd_g1(m, &meta, 0),
             Op::Arc(a) => self.cmd_arc(a, &meta),
             Op::Dwell { p, s } => {
-                let delay = match *p {
-                    Word::Absent => 0.0,
-                    Word::Num(v) if v >= 0.0 => v / 1000.0,
+                let delay = match p.num() {
+                    None if !p.present() => 0.0,
+                    Some(v) if v >= 0.0 => v / 1000.0,
                     _ => {
                         self.error(&meta, "bad-parameter", "G4: P must be a number >= 0".into());
                         return;
                     }
                 };
                 if s.num().is_some_and(|v| v > 0.0) && !p.present() {
-                    self.diag(&meta, "g4-seconds-ignored", "G4 S: Klipper only reads P (milliseconds); no wait".into(), false);
+                    self.diag(
+                        &meta,
+                        "g4-seconds-ignored",
+                        "G4 S: Klipper only reads P (milliseconds); no wait".into(),
+                        false,
+                    );
                 }
                 let start = self.th.dwell(delay);
                 self.th.emit_event(meta, kind::DWELL, start, delay);
@@ -158,7 +164,7 @@ impl<'c> Machine<'c> {
             Op::RelativeExtrude => self.g.absolute_extrude = false,
             Op::SetPosition { x, y, z, e } => {
                 let words = [*x, *y, *z, *e];
-                if words.iter().any(|w| matches!(w, Word::Flag) || w.num().is_some_and(|v| !v.is_finite() || v.abs() > HUGE)) {
+                if words.iter().any(|w| w.is_flag() || w.num().is_some_and(|v| !v.is_finite() || v.abs() > HUGE)) {
                     self.error(&meta, "bad-parameter", "G92: unable to parse a coordinate".into());
                     return;
                 }
@@ -195,7 +201,7 @@ impl<'c> Machine<'c> {
                 }
             }
             Op::SetAccel { s, p, t } => {
-                let bad = |w: &Word| matches!(w, Word::Flag) || w.num().is_some_and(|v| !(v > 0.0) || !v.is_finite());
+                let bad = |w: &Word| w.is_flag() || w.num().is_some_and(|v| v.is_nan() || v <= 0.0 || !v.is_finite());
                 if bad(s) {
                     self.error(&meta, "bad-parameter", "M204: S must be a number above 0".into());
                     return;
@@ -238,9 +244,9 @@ impl<'c> Machine<'c> {
                 self.th.set_max_velocities(*velocity, *accel, *scv, *mcr);
             }
             Op::SpeedFactor(s) => {
-                let v = match s {
-                    Word::Absent => 100.0,
-                    Word::Num(v) if *v > 0.0 && v.is_finite() => *v,
+                let v = match s.num() {
+                    None if !s.present() => 100.0,
+                    Some(v) if v > 0.0 && v.is_finite() => v,
                     _ => {
                         self.error(&meta, "bad-parameter", "M220: S must be above 0".into());
                         return;
@@ -252,9 +258,9 @@ impl<'c> Machine<'c> {
                 self.g.speed_factor = value;
             }
             Op::ExtrudeFactor(s) => {
-                let v = match s {
-                    Word::Absent => 100.0,
-                    Word::Num(v) if *v > 0.0 && v.is_finite() => *v,
+                let v = match s.num() {
+                    None if !s.present() => 100.0,
+                    Some(v) if v > 0.0 && v.is_finite() => v,
                     _ => {
                         self.error(&meta, "bad-parameter", "M221: S must be above 0".into());
                         return;
@@ -365,7 +371,12 @@ impl<'c> Machine<'c> {
     fn do_move(&mut self, speed: f64, meta: &Meta) -> bool {
         let target = self.g.last_position;
         if target.iter().any(|v| !v.is_finite() || v.abs() > HUGE) {
-            self.diag(meta, "huge-coordinate", format!("move to {target:?} ignored: coordinate not finite or beyond 1e9"), true);
+            self.diag(
+                meta,
+                "huge-coordinate",
+                format!("move to {target:?} ignored: coordinate not finite or beyond 1e9"),
+                true,
+            );
             self.g.last_position = self.th.pos;
             if self.opts.strict {
                 self.th.get_last_move_time();
@@ -391,12 +402,12 @@ impl<'c> Machine<'c> {
     /// G0/G1. `extra_flags` marks arc segments.
     fn cmd_g1(&mut self, m: &MoveWords, meta: &Meta, extra_flags: u8) {
         let words = [m.x, m.y, m.z, m.e];
-        if words.iter().chain(std::iter::once(&m.f)).any(|w| matches!(w, Word::Flag)) {
+        if m.x.is_flag() || m.y.is_flag() || m.z.is_flag() || m.e.is_flag() || m.f.is_flag() {
             self.error(meta, "unparsable-move", "Unable to parse move (a word has no number)".into());
             return;
         }
         if let Some(f) = m.f.num() {
-            if !(f > 0.0) {
+            if f.is_nan() || f <= 0.0 {
                 self.error(meta, "invalid-speed", format!("Invalid speed F{f}"));
                 return;
             }
@@ -434,7 +445,7 @@ impl<'c> Machine<'c> {
             return;
         }
         let all = [a.m.x, a.m.y, a.m.z, a.m.e, a.m.f, a.i, a.j, a.k, a.r];
-        if all.iter().any(|w| matches!(w, Word::Flag) || w.num().is_some_and(|v| !v.is_finite() || v.abs() > HUGE)) {
+        if all.iter().any(|w| w.is_flag() || w.num().is_some_and(|v| !v.is_finite() || v.abs() > HUGE)) {
             self.error(meta, "unparsable-move", "G2/G3: unable to parse a parameter".into());
             return;
         }
@@ -467,7 +478,12 @@ impl<'c> Machine<'c> {
             match radius_to_offset(cur[alpha], cur[beta], target[alpha], target[beta], r, a.clockwise) {
                 Some(o) => offset = o,
                 None => {
-                    self.diag(meta, "arc-inconsistent", "G2/G3 R: radius too small for the end point; moving straight".into(), false);
+                    self.diag(
+                        meta,
+                        "arc-inconsistent",
+                        "G2/G3 R: radius too small for the end point; moving straight".into(),
+                        false,
+                    );
                     offset = (0.0, 0.0);
                 }
             }
@@ -478,9 +494,9 @@ impl<'c> Machine<'c> {
                 return;
             }
             let m = MoveWords {
-                x: Word::Num(target[0]),
-                y: Word::Num(target[1]),
-                z: Word::Num(target[2]),
+                x: Word::of(target[0]),
+                y: Word::of(target[1]),
+                z: Word::of(target[2]),
                 e: a.m.e,
                 f: a.m.f,
             };
@@ -543,9 +559,10 @@ impl<'c> Machine<'c> {
             if s == n {
                 c = target;
             }
-            let mut m = MoveWords { x: Word::Num(c[0]), y: Word::Num(c[1]), z: Word::Num(c[2]), e: Word::Absent, f: a.m.f };
+            let mut m =
+                MoveWords { x: Word::of(c[0]), y: Word::of(c[1]), z: Word::of(c[2]), e: Word::ABSENT, f: a.m.f };
             if e_per_move != 0.0 {
-                m.e = Word::Num(e_base + e_per_move);
+                m.e = Word::of(e_base + e_per_move);
                 if abs_e {
                     e_base += e_per_move;
                 }
@@ -572,7 +589,11 @@ impl<'c> Machine<'c> {
         // The script writes "E%.5f F%d".
         let e = (len * 1e5).round() / 1e5;
         let f = (speed * 60.0).trunc();
-        self.cmd_g1(&MoveWords { x: Word::Absent, y: Word::Absent, z: Word::Absent, e: Word::Num(e), f: Word::Num(f) }, meta, 0);
+        self.cmd_g1(
+            &MoveWords { x: Word::ABSENT, y: Word::ABSENT, z: Word::ABSENT, e: Word::of(e), f: Word::of(f) },
+            meta,
+            0,
+        );
         let e_diff = self.g.last_position[3] - saved.last_position[3];
         let last = self.g.last_position;
         self.g = GcodeState { last_position: last, ..saved };
@@ -664,9 +685,7 @@ impl<'c> Machine<'c> {
         self.th.flush_step_generation();
         self.th.get_last_move_time();
         self.th.dwell(0.001);
-        let before = self.th.timeline.len();
-        self.th.drip_move([movepos[0], movepos[1], movepos[2]], speed, *meta);
-        let start = if self.th.timeline.len() > before { self.th.timeline.t_start[before] } else { self.th.print_time };
+        let start = self.th.drip_move([movepos[0], movepos[1], movepos[2]], speed, *meta);
         self.th.get_last_move_time();
         self.th.flush_step_generation();
         self.th.set_position(movepos, [None; 3]);

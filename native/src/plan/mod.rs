@@ -6,6 +6,25 @@
 //! and Z limits, and the print clock of Klipper's batch mode. The result is a `Timeline`, one
 //! row per move, tied to source lines and byte offsets.
 //!
+//! What Klipper's batch mode (`klippy.py -i FILE -o /dev/null`) adds to the pure motion plan,
+//! all reproduced here because its reported times depend on them:
+//! - The clock starts at 0.25 s. After a full flush (M400, G4, M84, G28, ...) the next moves
+//!   re-sync to `max(clock, last step generation + look-back)`.
+//! - A background flush timer runs between the 4096-byte reads of the input and whenever
+//!   G-code processing yields (after a move while the clock is below 1 s). When it finds step
+//!   generation caught up it flushes the look-ahead (moves end at a stop) and moves step
+//!   generation 0.25 s past the last queued motion; the next moves then start there. This is
+//!   where the 0.252 s gaps after a final M84, after an M400 near the end, or before the first
+//!   move come from (`FlushTimer`).
+//! - Fan changes (M106/M107) are MCU output events: each keeps the MCU queue busy until 0.1 s
+//!   after it (more with the kick-start), which moves that re-sync point.
+//! - Pressure advance widens the step-generation look-back (`SET_PRESSURE_ADVANCE`).
+//! - G28: endstops never trigger, so each homing move runs its full length (1.5 × the axis
+//!   travel from the endstop), then the retract and the slower second homing move, with
+//!   Klipper's 1-4 ms re-syncs around each.
+//! - Heater waits return at once; a last line without a newline is never run; `( )` comment
+//!   lines and `G01` are unknown commands; a move Klipper cannot parse ends the run.
+//!
 //! ```no_run
 //! use threedpai_native::gcode::{parse, Options, Source};
 //! use threedpai_native::plan::{plan, PlanOptions, PrinterConfig};
@@ -124,8 +143,14 @@ impl Plan {
 }
 
 /// Plans a stream of commands. `names` resolves `Op::Unknown` ids.
-pub fn plan_commands<I: IntoIterator<Item = Cmd>>(cmds: I, names: &[String], cfg: &PrinterConfig, opts: &PlanOptions, rows_hint: usize) -> Plan {
-    let mut m = machine::Machine::new(cfg, *opts, rows_hint);
+pub fn plan_commands<I: IntoIterator<Item = Cmd>>(
+    cmds: I,
+    names: &[String],
+    cfg: &PrinterConfig,
+    opts: &PlanOptions,
+    rows_hint: usize,
+) -> Plan {
+    let mut m = machine::Machine::new(cfg, *opts, rows_hint, None);
     for cmd in cmds {
         m.run(&cmd);
         if m.stopped {
@@ -163,15 +188,30 @@ fn finish(mut m: machine::Machine<'_>, names: &[String], input_len: Option<u64>)
 /// Plans a parsed file. `text` is the G-code text the parser read (`Source::text`), used for
 /// the few places where Klipper reads a line differently from the parser.
 pub fn plan(parsed: &Parsed, text: &[u8], cfg: &PrinterConfig, opts: &PlanOptions) -> Plan {
-    let rows: usize = parsed.batches.iter().map(|b| b.lexed.rows).sum();
+    plan_reusing(parsed, text, cfg, opts, None)
+}
+
+/// As `plan`, writing the rows into `reuse`'s memory (a previous plan's timeline): planning
+/// file after file then does not page fresh memory in for every file.
+pub fn plan_reusing(
+    parsed: &Parsed,
+    text: &[u8],
+    cfg: &PrinterConfig,
+    opts: &PlanOptions,
+    reuse: Option<Timeline>,
+) -> Plan {
+    // Room for one row per command line (arcs add more as they come).
+    let rows: usize = if opts.record {
+        parsed.batches.iter().map(|b| b.lexed.command.iter().filter(|&&c| c >= 0).count()).sum()
+    } else {
+        0
+    };
     let mut input = Input::new(parsed, text, cfg);
-    let mut m = machine::Machine::new(cfg, *opts, if opts.record { rows } else { 0 });
-    for cmd in input.by_ref() {
-        m.run(&cmd);
-        if m.stopped {
-            break;
-        }
-    }
+    let mut m = machine::Machine::new(cfg, *opts, if opts.record { rows } else { 0 }, reuse);
+    input.for_each_until(|cmd| {
+        m.run(cmd);
+        !m.stopped
+    });
     finish(m, &input.names, Some(text.len() as u64))
 }
 

@@ -128,6 +128,22 @@ impl Timeline {
         self.t_start.len()
     }
 
+    /// Empties the columns, keeping their memory, with room for `n` rows.
+    pub fn clear_for(&mut self, n: usize) {
+        macro_rules! each {
+            ($($c:ident),*) => {
+                $(
+                    self.$c.clear();
+                    self.$c.reserve(n);
+                )*
+            };
+        }
+        each!(
+            line, offset, kind, flags, t_start, accel_t, cruise_t, decel_t, start_v, cruise_v, end_v, accel, start_x,
+            start_y, start_z, start_e, end_x, end_y, end_z, end_e, distance, layer, feature, object
+        );
+    }
+
     pub fn is_empty(&self) -> bool {
         self.t_start.is_empty()
     }

@@ -99,7 +99,10 @@ impl Move {
             self.max_cruise_v2
         };
         let mut max_start_v2 = pmin(
-            pmin(pmin(pmin(self.max_cruise_v2, prev.max_cruise_v2), NO_JUNCTION_LIMIT), prev.max_start_v2 + prev.delta_v2),
+            pmin(
+                pmin(pmin(self.max_cruise_v2, prev.max_cruise_v2), NO_JUNCTION_LIMIT),
+                prev.max_start_v2 + prev.delta_v2,
+            ),
             extruder_v2,
         );
         // Junction deviation: the speed of a circle touching both moves.
@@ -234,6 +237,8 @@ pub struct Toolhead {
     /// batches, not one memmove per flush).
     queue: Vec<Move>,
     head: usize,
+    /// Moves at the end of the queue whose junction is not computed yet.
+    unlinked: usize,
     junction_flush: f64,
     pub max_velocity: f64,
     pub max_accel: f64,
@@ -250,6 +255,8 @@ pub struct Toolhead {
     pub limits: [(f64, f64); 3],
     pub motors_enabled: bool,
     markers: VecDeque<Marker>,
+    /// Start times of the batch being committed.
+    t_buf: Vec<f64>,
     fan: FanQueue,
     seq: u64,
     pub timeline: Timeline,
@@ -262,7 +269,7 @@ pub struct Toolhead {
 }
 
 impl Toolhead {
-    pub fn new(cfg: &PrinterConfig, rows_hint: usize, record: bool) -> Toolhead {
+    pub fn new(cfg: &PrinterConfig, rows_hint: usize, record: bool, reuse: Option<Timeline>) -> Toolhead {
         let e = &cfg.extruder;
         let mut th = Toolhead {
             print_time: 0.0,
@@ -280,6 +287,7 @@ impl Toolhead {
             read_in_yield: false,
             queue: Vec::with_capacity(256),
             head: 0,
+            unlinked: 0,
             junction_flush: BUFFER_TIME_HIGH,
             max_velocity: cfg.max_velocity,
             max_accel: cfg.max_accel,
@@ -302,6 +310,7 @@ impl Toolhead {
             limits: [(1.0, -1.0); 3],
             motors_enabled: false,
             markers: VecDeque::new(),
+            t_buf: Vec::with_capacity(256),
             fan: match &cfg.fan {
                 Some(f) => FanQueue {
                     enabled: true,
@@ -313,7 +322,14 @@ impl Toolhead {
                 None => FanQueue::default(),
             },
             seq: 0,
-            timeline: if record { Timeline::with_capacity(rows_hint) } else { Timeline::default() },
+            timeline: match (record, reuse) {
+                (false, _) => Timeline::default(),
+                (true, Some(mut t)) => {
+                    t.clear_for(rows_hint);
+                    t
+                }
+                (true, None) => Timeline::with_capacity(rows_hint),
+            },
             record,
             moves_planned: 0,
             next_kind: None,
@@ -333,7 +349,13 @@ impl Toolhead {
     }
 
     /// SET_VELOCITY_LIMIT / M204: None keeps a value.
-    pub fn set_max_velocities(&mut self, velocity: Option<f64>, accel: Option<f64>, scv: Option<f64>, mcr: Option<f64>) {
+    pub fn set_max_velocities(
+        &mut self,
+        velocity: Option<f64>,
+        accel: Option<f64>,
+        scv: Option<f64>,
+        mcr: Option<f64>,
+    ) {
         if let Some(v) = velocity {
             self.max_velocity = v;
         }
@@ -400,12 +422,20 @@ impl Toolhead {
 
     #[inline(always)]
     fn init_move(&self, m: &mut Move, start: [f64; 4], end: [f64; 4], speed: f64) {
-        init_move_fields(m, start, end, speed, self.max_accel, self.max_velocity, self.junction_deviation, self.mcr_pseudo_accel);
+        init_move_fields(
+            m,
+            start,
+            end,
+            speed,
+            self.max_accel,
+            self.max_velocity,
+            self.junction_deviation,
+            self.mcr_pseudo_accel,
+        );
     }
 
     fn check_endstops(limits: &[(f64, f64); 3], m: &Move) -> Option<MoveIssue> {
-        for i in 0..3 {
-            let (lo, hi) = limits[i];
+        for (i, &(lo, hi)) in limits.iter().enumerate() {
             if m.d(i) != 0.0 && (m.end[i] < lo || m.end[i] > hi) {
                 let (code, what) =
                     if lo > hi { ("must-home", "Must home axis first") } else { ("out-of-range", "Move out of range") };
@@ -478,21 +508,34 @@ impl Toolhead {
     /// Queues a move to `newpos` at `speed` mm/s. With `strict`, a move Klipper rejects is not
     /// queued and its issue is returned as an error; otherwise it is queued and the issue
     /// returned alongside.
-    pub fn move_to(&mut self, newpos: [f64; 4], speed: f64, meta: Meta, strict: bool) -> Result<Option<MoveIssue>, MoveIssue> {
+    pub fn move_to(
+        &mut self,
+        newpos: [f64; 4],
+        speed: f64,
+        meta: Meta,
+        strict: bool,
+    ) -> Result<Option<MoveIssue>, MoveIssue> {
         let r = self.move_to_inner(newpos, speed, meta, strict);
         self.next_kind = None;
         self.next_flags = 0;
         r
     }
 
-    fn move_to_inner(&mut self, newpos: [f64; 4], speed: f64, meta: Meta, strict: bool) -> Result<Option<MoveIssue>, MoveIssue> {
+    fn move_to_inner(
+        &mut self,
+        newpos: [f64; 4],
+        speed: f64,
+        meta: Meta,
+        strict: bool,
+    ) -> Result<Option<MoveIssue>, MoveIssue> {
         // The move is built in its queue slot (a Move is a few hundred bytes: no copies).
         self.queue.push(EMPTY_MOVE);
         let idx = self.queue.len() - 1;
         let (limits, zv, za, ext) = (self.limits, self.max_z_velocity, self.max_z_accel, self.ext);
         let start = self.pos;
         let mv = {
-            let (max_accel, max_velocity, jd, mcr) = (self.max_accel, self.max_velocity, self.junction_deviation, self.mcr_pseudo_accel);
+            let (max_accel, max_velocity, jd, mcr) =
+                (self.max_accel, self.max_velocity, self.junction_deviation, self.mcr_pseudo_accel);
             let m = &mut self.queue[idx];
             init_move_fields(m, start, newpos, speed, max_accel, max_velocity, jd, mcr);
             m
@@ -512,9 +555,11 @@ impl Toolhead {
                 issue = e_issue;
             }
         }
-        if strict && issue.is_some() {
-            self.queue.pop();
-            return Err(issue.expect("checked"));
+        if strict {
+            if let Some(i) = issue {
+                self.queue.pop();
+                return Err(i);
+            }
         }
         mv.meta = meta;
         mv.kind = if mv.kinematic {
@@ -528,7 +573,7 @@ impl Toolhead {
         } else {
             kind::EXTRUDE_ONLY
         };
-        mv.flags = if mv.kinematic { flag::KINEMATIC } else { 0 } | self.next_flags;
+        mv.flags = (if mv.kinematic { flag::KINEMATIC } else { 0 }) | self.next_flags;
         if let Some(k) = self.next_kind {
             mv.kind = k;
         }
@@ -555,6 +600,7 @@ impl Toolhead {
         self.head += n;
         if self.head >= self.queue.len() {
             self.queue.clear();
+            self.unlinked = 0;
             self.head = 0;
         } else if self.head >= 1024 && self.head * 2 >= self.queue.len() {
             self.queue.drain(..self.head);
@@ -573,15 +619,28 @@ impl Toolhead {
     fn link_last(&mut self) -> bool {
         self.seq += 1;
         let n = self.queue.len();
-        self.queue[n - 1].seq = self.seq;
+        let m = &mut self.queue[n - 1];
+        m.seq = self.seq;
         if n - 1 == self.head {
             return false;
         }
-        let (before, last) = self.queue.split_at_mut(n - 1);
-        let m = &mut last[0];
-        m.calc_junction(&before[n - 2], self.ext.icv);
+        // The junction itself is computed when the queue is flushed, for all new moves in one
+        // tight loop (its square roots and divisions then overlap from move to move).
+        self.unlinked += 1;
         self.junction_flush -= m.min_move_t;
         self.junction_flush <= 0.0
+    }
+
+    /// Junction limits of the moves queued since the last flush.
+    fn link_pending(&mut self) {
+        let n = self.queue.len();
+        let from = n - self.unlinked;
+        self.unlinked = 0;
+        let icv = self.ext.icv;
+        for i in from.max(self.head + 1)..n {
+            let (before, rest) = self.queue.split_at_mut(i);
+            rest[0].calc_junction(&before[i - 1], icv);
+        }
     }
 
     /// Klipper's look-ahead flush: a backward pass for the reachable junction speeds (with the
@@ -589,6 +648,9 @@ impl Toolhead {
     /// pass that sets each trapezoid. Lazy: only the moves that later moves can no longer
     /// change. Returns how many moves from the queue front were planned.
     fn lookahead_flush(&mut self, lazy: bool) -> usize {
+        if self.unlinked > 0 {
+            self.link_pending();
+        }
         self.junction_flush = LOOKAHEAD_FLUSH_TIME;
         let mut update_flush_count = lazy;
         let q = &mut self.queue[self.head..];
@@ -707,15 +769,28 @@ impl Toolhead {
             self.calc_print_time();
         }
         let mut t = self.print_time;
-        for i in self.head..self.head + n {
-            let m = &self.queue[i];
-            if self.record {
-                push_move(&mut self.timeline, m, t);
+        if self.markers.is_empty() {
+            // Common case: the batch's rows are appended column by column.
+            let moves = &self.queue[self.head..self.head + n];
+            self.t_buf.clear();
+            for m in moves {
+                self.t_buf.push(t);
+                t = t + m.accel_t + m.cruise_t + m.decel_t;
             }
-            t = t + m.accel_t + m.cruise_t + m.decel_t;
-            if !self.markers.is_empty() {
-                let seq = m.seq;
-                self.emit_markers(seq, t);
+            if self.record {
+                self.timeline.extend_moves(moves, &self.t_buf);
+            }
+        } else {
+            for i in self.head..self.head + n {
+                let m = &self.queue[i];
+                if self.record {
+                    push_move(&mut self.timeline, m, t);
+                }
+                t = t + m.accel_t + m.cruise_t + m.decel_t;
+                if !self.markers.is_empty() {
+                    let seq = m.seq;
+                    self.emit_markers(seq, t);
+                }
             }
         }
         self.moves_planned += n as u64;
@@ -908,7 +983,8 @@ impl Toolhead {
     }
 
     /// A homing move: the queue is flushed and the move is planned alone, start to stop.
-    pub fn drip_move(&mut self, newpos: [f64; 3], speed: f64, meta: Meta) {
+    /// Returns its start time.
+    pub fn drip_move(&mut self, newpos: [f64; 3], speed: f64, meta: Meta) -> f64 {
         let target = [newpos[0], newpos[1], newpos[2], self.pos[3]];
         let mut m = self.new_move(self.pos, target, speed);
         if m.move_d != 0.0 {
@@ -936,6 +1012,7 @@ impl Toolhead {
             end = end + mv.accel_t + mv.cruise_t + mv.decel_t;
         }
         self.queue.clear();
+        self.unlinked = 0;
         self.head = 0;
         self.junction_flush = LOOKAHEAD_FLUSH_TIME;
         // drip_update_time: steps are generated up to the end, then one look-back more.
@@ -948,6 +1025,7 @@ impl Toolhead {
         }
         self.timer_armed = true;
         self.advance_flush_time(end.max(start) + self.kin_flush_delay, 0.0);
+        start
     }
 
     /// Batch-mode end of input: the flush timer, then the final clock.
@@ -996,7 +1074,16 @@ const EMPTY_MOVE: Move = Move {
 /// Klipper's `Move.__init__`, written in place.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn init_move_fields(m: &mut Move, start: [f64; 4], end: [f64; 4], speed: f64, max_accel: f64, max_velocity: f64, junction_deviation: f64, mcr_pseudo_accel: f64) {
+fn init_move_fields(
+    m: &mut Move,
+    start: [f64; 4],
+    end: [f64; 4],
+    speed: f64,
+    max_accel: f64,
+    max_velocity: f64,
+    junction_deviation: f64,
+    mcr_pseudo_accel: f64,
+) {
     let mut end = end;
     let mut axes_d = [end[0] - start[0], end[1] - start[1], end[2] - start[2], end[3] - start[3]];
     let mut move_d = (axes_d[0] * axes_d[0] + axes_d[1] * axes_d[1] + axes_d[2] * axes_d[2]).sqrt();
@@ -1053,6 +1140,36 @@ fn pmin(a: f64, b: f64) -> f64 {
         b
     } else {
         a
+    }
+}
+
+impl Timeline {
+    /// Appends planned moves (starting at `t`), one column at a time.
+    fn extend_moves(&mut self, moves: &[Move], t: &[f64]) {
+        self.line.extend(moves.iter().map(|m| m.meta.line));
+        self.offset.extend(moves.iter().map(|m| m.meta.offset));
+        self.kind.extend(moves.iter().map(|m| m.kind));
+        self.flags.extend(moves.iter().map(|m| m.flags));
+        self.t_start.extend_from_slice(t);
+        self.accel_t.extend(moves.iter().map(|m| m.accel_t));
+        self.cruise_t.extend(moves.iter().map(|m| m.cruise_t));
+        self.decel_t.extend(moves.iter().map(|m| m.decel_t));
+        self.start_v.extend(moves.iter().map(|m| m.start_v));
+        self.cruise_v.extend(moves.iter().map(|m| m.cruise_v));
+        self.end_v.extend(moves.iter().map(|m| m.end_v));
+        self.accel.extend(moves.iter().map(|m| m.accel));
+        self.start_x.extend(moves.iter().map(|m| m.start[0]));
+        self.start_y.extend(moves.iter().map(|m| m.start[1]));
+        self.start_z.extend(moves.iter().map(|m| m.start[2]));
+        self.start_e.extend(moves.iter().map(|m| m.start[3]));
+        self.end_x.extend(moves.iter().map(|m| m.end[0]));
+        self.end_y.extend(moves.iter().map(|m| m.end[1]));
+        self.end_z.extend(moves.iter().map(|m| m.end[2]));
+        self.end_e.extend(moves.iter().map(|m| m.end[3]));
+        self.distance.extend(moves.iter().map(|m| m.move_d));
+        self.layer.extend(moves.iter().map(|m| m.meta.layer));
+        self.feature.extend(moves.iter().map(|m| m.meta.feature));
+        self.object.extend(moves.iter().map(|m| m.meta.object));
     }
 }
 
