@@ -14,7 +14,6 @@ def parse_file(
 def parse_bytes(
     data: bytes, name: str = "<bytes>", threads: int = 0, chunk_bytes: int = ..., max_diagnostics: int = 10000
 ) -> dict[str, Any]: ...
-
 def plan_file(
     path: str | os.PathLike[str],
     printer_cfg: str,
@@ -22,6 +21,7 @@ def plan_file(
     threads: int = 0,
     heater_wait_s: float | None = None,
 ) -> dict[str, Any]: ...
+
 @final
 class GcodeStream:
     def __new__(

@@ -62,7 +62,7 @@ def _printer_text(printer: PathLike | None) -> str:
 
 def _indexed(ids: np.ndarray, names: list[str]) -> pa.DictionaryArray:
     mask = ids < 0
-    indices = pa.array(ids.astype(np.int32), mask=mask if mask.any() else None)
+    indices = pa.array(ids, type=pa.int32(), mask=mask if mask.any() else None)
     return pa.DictionaryArray.from_arrays(indices, pa.array(names, pa.string()))
 
 
@@ -106,11 +106,11 @@ def read(
     c = raw["columns"]
     n = len(c["t_start"])
     duration = c["accel_t"] + c["cruise_t"] + c["decel_t"]
-    kinds = pa.DictionaryArray.from_arrays(pa.array(c["kind"].astype(np.int32)), pa.array(raw["kinds"]))
+    kinds = pa.DictionaryArray.from_arrays(pa.array(c["kind"].view(np.int8)), pa.array(raw["kinds"]))
     columns = [
         pa.array(np.arange(n, dtype=np.int64)),
-        pa.array(c["line"].astype(np.int64)),
-        pa.array(c["offset"].astype(np.int64)),
+        pa.array(c["line"].view(np.int64)),  # u64 from the core; values far below 2**63
+        pa.array(c["offset"].view(np.int64)),
         kinds,
         pa.array((c["flags"] & ARC_FLAG) != 0),
         pa.array(c["t_start"]),
@@ -141,24 +141,22 @@ def read(
         "stopped_at_error": raw["stopped_at_error"],
         "diagnostics": raw["diagnostics_total"],
         "config_issues": raw["config_issues"],
-        "time_by_kind": _totals(table, "kind"),
-        "time_by_layer": _totals(table, "layer"),
-        "time_by_feature": _totals(table, "feature"),
-        "time_by_object": _totals(table, "object"),
+        "time_by_kind": _totals(c["kind"].astype(np.int64), duration, raw["kinds"]),
+        "time_by_layer": _totals(c["layer"], duration, None),
+        "time_by_feature": _totals(c["feature"], duration, raw["features"]),
+        "time_by_object": _totals(c["object"], duration, raw["objects"]),
     }
     return PlannedTimeline(table, summary, raw["diagnostics"])
 
 
-def _totals(table: pa.Table, key: str) -> dict[Any, float]:
-    """Seconds of motion per value of ``key`` (None: rows without one)."""
-    grouped = (
-        table.select([key, "t_start", "t_end"])
-        .append_column("seconds", pa.array(table.column("t_end").to_numpy() - table.column("t_start").to_numpy()))
-        .group_by(key, use_threads=False)
-        .aggregate([("seconds", "sum")])
-    )
-    keys = grouped.column(key).to_pylist()
-    return dict(zip(keys, grouped.column("seconds_sum").to_pylist(), strict=True))
+def _totals(ids: np.ndarray, seconds: np.ndarray, names: list[str] | None) -> dict[Any, float]:
+    """Seconds of motion per id (-1: rows without one, reported as None), by name if given."""
+    sums = np.bincount(ids.astype(np.int64) + 1, weights=seconds)
+    out: dict[Any, float] = {}
+    for slot in np.flatnonzero(sums):
+        key = int(slot) - 1
+        out[None if key < 0 else (names[key] if names is not None else key)] = float(sums[slot])
+    return out
 
 
 def plan(path: PathLike, printer: PathLike | None = None, **kw: Any) -> pa.Table:
