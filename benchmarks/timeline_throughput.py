@@ -1,10 +1,13 @@
 """Parse + plan throughput of the motion timeline, on the largest corpus files, against real
 Klipper's batch mode (its CPU seconds for the same files on this machine class, recorded in
-``../shared/klipper-reference/reference.csv``; Klipper itself is not installed here).
+``../shared/klipper-reference/reference.csv``; Klipper itself is not installed here), then side
+by side in this run with pyGCodeDecode on smaller files (it runs at about 0.2 MB/s).
 
     python benchmarks/timeline_throughput.py [--repeat 3]
 
-The result is checked first: the total print time must equal Klipper's within 0.01 %.
+Results are checked first: threedpai's total print time must equal Klipper's within 0.01 %;
+pyGCodeDecode (a Prusa/Marlin-style model with its own preset, not Klipper's) must land within
+15 % of threedpai's total on the same file.
 """
 
 from __future__ import annotations
@@ -54,7 +57,31 @@ def main() -> int:
         cols = f"{mb:6.1f} {moves:9,} {ours:15.1f} {moves / best:10.3g} {klipper:13.2f} {ours / klipper:7.0f}"
         print(f"{name[:42]:42} {cols}")
     print("threedpai: parse + plan to a pyarrow.Table on one thread, best of", args.repeat)
+    print()
+    side_by_side(args.repeat)
     return 0
+
+
+PEER_FILES = [("sliced", "s3_box20_0.3_20.gcode"), ("sliced", "ps_mk3s_box20_0.20_15gyroid.gcode")]
+
+
+def side_by_side(repeat: int) -> None:
+    from pyGCodeDecode import gcode_interpreter
+
+    print(f"{'file':42} {'MB':>6} {'threedpai MB/s':>15} {'pyGCodeDecode MB/s':>19} {'ratio':>7} {'totals (s)':>20}")
+    for corpus, name in PEER_FILES:
+        path = SHARED / "corpus" / corpus / name
+        ours_total = timeline.read(path, threads=1).summary["total_time_s"]
+        start = time.perf_counter()
+        sim = gcode_interpreter.simulation(gcode_path=path, machine_name="prusa_mini", verbosity_level=0)
+        peer_s = time.perf_counter() - start
+        peer_total = sim.blocklist[-1].get_segments()[-1].t_end
+        assert abs(peer_total - ours_total) <= 0.15 * ours_total, (name, peer_total, ours_total)
+        best = min(_timed(lambda p=path: timeline.read(p, threads=1)) for _ in range(repeat))
+        mb = path.stat().st_size / 1e6
+        totals = f"{ours_total:.0f} / {peer_total:.0f}"
+        print(f"{name[:42]:42} {mb:6.2f} {mb / best:15.1f} {mb / peer_s:19.3f} {peer_s / best:7.0f} {totals:>20}")
+    print("pyGCodeDecode 1.5.1 with its prusa_mini preset, one run; threedpai with its generic printer")
 
 
 def _timed(fn) -> float:
