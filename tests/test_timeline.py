@@ -85,3 +85,23 @@ def test_plan_and_summary_commands(tmp_path: Path) -> None:
     assert pq.read_table(out).num_rows == timeline.plan(path).num_rows > 1000
     result = runner.invoke(app, ["timeline", "summary", str(path), "--json"])
     assert result.exit_code == 0 and '"total_time_s"' in result.output
+
+
+@pytest.mark.parametrize(
+    "name", ["sliced/ps_mk3s_box20_0.20_15gyroid.gcode", "sliced/ps_ender3_cylinder_0.20_100rect.gcode"]
+)
+def test_marlin_model_matches_prusaslicers_own_estimate(name: str) -> None:
+    path = corpus_file(name)
+    estimate = gcode.summary(path)["estimated_time_s"]
+    slicer_like = timeline.read(path, model="marlin-slicer").summary["total_time_s"]
+    assert slicer_like == pytest.approx(estimate, rel=0.005)
+    # On the printer G4 dwells take their time; the slicer's estimate leaves them out.
+    assert timeline.read(path, model="marlin").summary["total_time_s"] >= slicer_like
+
+
+def test_unknown_model_is_a_clear_error() -> None:
+    path = corpus_file("sliced/s3_box20_0.3_20.gcode")
+    with pytest.raises(ValueError, match="model must be klipper, marlin or marlin-slicer"):
+        timeline.read(path, model="reprap")
+    result = CliRunner().invoke(app, ["timeline", "summary", str(path), "--model", "reprap"])
+    assert result.exit_code != 0 and "model" in result.output

@@ -20,6 +20,7 @@ def plan_file(
     strict: bool = False,
     threads: int = 0,
     heater_wait_s: float | None = None,
+    model: str = "klipper",
 ) -> dict[str, Any]: ...
 
 @final

@@ -250,17 +250,28 @@ PrinterOption = Annotated[
     Path | None,
     typer.Option("--printer", help="Klipper printer.cfg (default: a generic Cartesian printer).", exists=True),
 ]
+ModelOption = Annotated[
+    str,
+    typer.Option(
+        help="klipper, marlin (classic jerk, limits from the file's M201/M203/M204/M205), or marlin-slicer "
+        "(Marlin with PrusaSlicer's estimator conventions)."
+    ),
+]
 HeaterOption = Annotated[
     float | None, typer.Option(help="Seconds per heater wait (default: none, as Klipper's batch mode).")
 ]
 
 
-def _plan(file: Path, printer: Path | None, strict: bool, heater_wait: float | None):
+def _plan(file: Path, printer: Path | None, strict: bool, heater_wait: float | None, model: str = "klipper"):
     from threedpai import timeline
     from threedpai.errors import GcodeParseError
 
     try:
-        return timeline.read(file, printer, strict=strict, heater_wait_s=heater_wait)
+        return timeline.read(file, printer, strict=strict, heater_wait_s=heater_wait, model=model)
+    except ValueError as e:
+        if isinstance(e, GcodeParseError):
+            raise
+        raise typer.BadParameter(str(e), param_hint="--model") from e
     except GcodeParseError as e:
         console.print(escape(f"error {e}"), style="red")
         raise typer.Exit(1) from e
@@ -273,6 +284,7 @@ def timeline_plan(
     printer: PrinterOption = None,
     strict: Annotated[bool, typer.Option(help="Stop where Klipper would stop with an error.")] = False,
     heater_wait: HeaterOption = None,
+    model: ModelOption = "klipper",
 ) -> None:
     """Plan FILE: one row per move with its start time, phases, speeds and positions."""
     import pyarrow.csv as pcsv
@@ -282,7 +294,7 @@ def timeline_plan(
     if fmt not in ("parquet", "csv"):
         raise typer.BadParameter("output must end in .parquet or .csv", param_hint="-o")
     start = time.perf_counter()
-    t = _plan(file, printer, strict, heater_wait)
+    t = _plan(file, printer, strict, heater_wait, model)
     if fmt == "parquet":
         meta = {"threedpai.timeline": json.dumps(_json_summary(t.summary))}
         table = t.table.replace_schema_metadata(meta)
@@ -312,10 +324,11 @@ def timeline_summary(
     file: Annotated[Path, typer.Argument(help="A .gcode or .bgcode file.", exists=True, dir_okay=False)],
     printer: PrinterOption = None,
     heater_wait: HeaterOption = None,
+    model: ModelOption = "klipper",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Print time, homing, arcs, unknown commands, and time per move kind and feature."""
-    s = _plan(file, printer, False, heater_wait).summary
+    s = _plan(file, printer, False, heater_wait, model).summary
     if as_json:
         print(json.dumps(_json_summary(s), indent=2))
         return
@@ -343,11 +356,12 @@ def timeline_annotate(
     output: Annotated[Path, typer.Option("-o", "--output", help="The annotated copy.")],
     printer: PrinterOption = None,
     heater_wait: HeaterOption = None,
+    model: ModelOption = "klipper",
 ) -> None:
     """Write a copy of FILE with M73 P<percent> R<minutes left> progress lines from the timeline."""
     from threedpai import timeline
 
-    t = _plan(file, printer, False, heater_wait)
+    t = _plan(file, printer, False, heater_wait, model)
     data = timeline.annotate(file, t)
     atomic_write(output, lambda tmp: Path(tmp).write_bytes(data))
     console.print(

@@ -98,11 +98,16 @@ def read(
     strict: bool = False,
     threads: int = 0,
     heater_wait_s: float | None = None,
+    model: str = "klipper",
 ) -> PlannedTimeline:
     """Parses and plans ``path`` for ``printer`` (a Klipper printer.cfg; default: a generic
     Cartesian printer). ``heater_wait_s``: seconds per heater wait (default: none, as Klipper's
-    batch mode). ``strict``: stop at the first command Klipper would reject."""
-    raw = _native.plan_file(os.fspath(path), _printer_text(printer), strict, threads, heater_wait_s)
+    batch mode). ``strict``: stop at the first command Klipper would reject.
+
+    ``model``: ``klipper`` (default), ``marlin`` (Marlin-family firmware: classic jerk, limits
+    from the file's M201/M203/M204/M205 and slicer settings; ``printer`` is not used), or
+    ``marlin-slicer`` (Marlin with PrusaSlicer's estimator conventions: G4 takes no time)."""
+    raw = _native.plan_file(os.fspath(path), _printer_text(printer), strict, threads, heater_wait_s, model)
     c = raw["columns"]
     n = len(c["t_start"])
     duration = c["accel_t"] + c["cruise_t"] + c["decel_t"]

@@ -503,7 +503,7 @@ pub fn dict_column(d: &Dict) -> StrCol {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+
     use crate::gcode::{parse, Options, Source};
 
     fn objects(text: &str, chunk_bytes: usize) -> Vec<Option<String>> {

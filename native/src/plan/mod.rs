@@ -38,6 +38,7 @@
 pub mod config;
 pub mod input;
 pub mod machine;
+pub mod marlin;
 pub mod timeline;
 pub mod toolhead;
 
@@ -48,6 +49,7 @@ pub use config::{PrinterConfig, WaitModel};
 pub use input::{Cmd, Input, Op};
 pub use timeline::{flag, kind, Meta, Timeline};
 pub use toolhead::FlushTimer;
+pub use marlin::{plan_marlin, MarlinLimits, MarlinOptions};
 
 use crate::gcode::Parsed;
 

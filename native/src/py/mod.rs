@@ -6,13 +6,14 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use numpy::{IntoPyArray, PyArray1};
-use pyo3::exceptions::PyOSError;
+use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 
 use crate::gcode::columns::{Bitmap, F64Col, StrCol};
 use crate::gcode::dict::Dict;
 use crate::gcode::{self, Batch, Context, Diagnostic, GcodeError, Options, Source, WORD_COLUMNS};
+use crate::plan::marlin::MarlinOptions;
 use crate::plan::{self, PlanOptions, PrinterConfig, WaitModel};
 
 fn to_py_err(py: Python<'_>, e: GcodeError) -> PyErr {
@@ -285,7 +286,7 @@ fn f64s<'py>(py: Python<'py>, v: Vec<f64>) -> Bound<'py, PyArray1<f64>> {
 /// Parses and plans a file with a printer configuration (Klipper `printer.cfg` text): the
 /// timeline columns as numpy arrays plus totals and diagnostics (GIL released while working).
 #[pyfunction]
-#[pyo3(signature = (path, printer_cfg, strict=false, threads=0, heater_wait_s=None))]
+#[pyo3(signature = (path, printer_cfg, strict=false, threads=0, heater_wait_s=None, model="klipper"))]
 fn plan_file<'py>(
     py: Python<'py>,
     path: PathBuf,
@@ -293,7 +294,14 @@ fn plan_file<'py>(
     strict: bool,
     threads: usize,
     heater_wait_s: Option<f64>,
+    model: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let marlin = match model {
+        "klipper" => None,
+        "marlin" => Some(MarlinOptions::default()),
+        "marlin-slicer" => Some(MarlinOptions::slicer_compatible()),
+        other => return Err(PyValueError::new_err(format!("model must be klipper, marlin or marlin-slicer, not {other:?}"))),
+    };
     let work = py.detach(|| -> Result<_, GcodeError> {
         let source = Source::open(&path)?;
         let parsed = gcode::parse(&source, &options(threads, 4 << 20, 10_000));
@@ -301,8 +309,11 @@ fn plan_file<'py>(
         if let Some(s) = heater_wait_s {
             cfg.heater_wait = WaitModel::Fixed(s);
         }
-        let opts = PlanOptions { strict, ..PlanOptions::default() };
-        let planned = plan::plan(&parsed, &source.text, &cfg, &opts);
+        let planned = match &marlin {
+            // Marlin-family firmware: limits from the file's M201/M203/M204/M205 and slicer settings.
+            Some(m) => plan::marlin::plan_marlin(&parsed, &source.text, None, m).0,
+            None => plan::plan(&parsed, &source.text, &cfg, &PlanOptions { strict, ..PlanOptions::default() }),
+        };
         Ok((planned, strings(&parsed.context.features), strings(&parsed.context.objects), cfg.issues, source.text.len()))
     });
     let (p, features, objects, issues, bytes) = work.map_err(|e| to_py_err(py, e))?;
