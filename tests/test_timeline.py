@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -105,3 +106,38 @@ def test_unknown_model_is_a_clear_error() -> None:
         timeline.read(path, model="reprap")
     result = CliRunner().invoke(app, ["timeline", "summary", str(path), "--model", "reprap"])
     assert result.exit_code != 0 and "model" in result.output
+
+
+def test_printer_from_toml_and_overrides_equal_the_cfg(tmp_path: Path) -> None:
+    path = corpus_file("sliced/s3_box20_0.3_20.gcode")
+    fast = timeline.read(path, REFERENCE / "ref_fast.cfg").summary["total_time_s"]
+    # ref_fast differs from ref_cartesian only in these four [printer] options.
+    changes = {"max_velocity": 500, "max_accel": 10000, "square_corner_velocity": 8, "minimum_cruise_ratio": 0.0}
+    overridden = timeline.read(path, REFERENCE / "ref_cartesian.cfg", limits=changes).summary["total_time_s"]
+    assert overridden == fast
+    toml = tmp_path / "printer.toml"
+    toml.write_text(
+        "[printer]\nmax_velocity = 500\nmax_accel = 10000\nsquare_corner_velocity = 8\nminimum_cruise_ratio = 0.0\n"
+        "max_z_velocity = 15\nmax_z_accel = 200\n[extruder]\nmax_extrude_only_velocity = 120\n"
+        "max_extrude_only_accel = 3000\ninstantaneous_corner_velocity = 1.0\nmax_extrude_cross_section = 50\n"
+        "[stepper_x]\nposition_min = -25\nposition_max = 350\nposition_endstop = 0\nhoming_speed = 100\n"
+        "[stepper_y]\nposition_min = -25\nposition_max = 350\nposition_endstop = 0\nhoming_speed = 100\n"
+        "[stepper_z]\nposition_min = -5\nposition_max = 400\nposition_endstop = 0\nhoming_speed = 15\n"
+        "[gcode_arcs]\nresolution = 1.0\n[firmware_retraction]\nretract_length = 0.8\nretract_speed = 35\n"
+        "unretract_speed = 35\n"
+    )
+    assert timeline.read(path, toml).summary["total_time_s"] == fast
+    cli = ["timeline", "summary", str(path), "--printer", str(REFERENCE / "ref_cartesian.cfg"), "--json"]
+    sets = [x for k, v in changes.items() for x in ("--set", f"{k}={v}")]
+    result = CliRunner().invoke(app, cli + sets)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["total_time_s"] == fast
+
+
+def test_bad_moves_are_reported_with_their_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.gcode"
+    path.write_bytes(b"G28\nG1 X10 F0\nG1 X20 Y10 F6000\nG1 X9999 F6000\nG2 X1 Y1 R0.1\nG1 Y20\n")
+    t = timeline.read(path)
+    lines = {d["line"] for d in t.diagnostics}
+    assert {2, 4} <= lines and all(d["message"] for d in t.diagnostics)
+    assert t.summary["total_time_s"] > 0 and t.table.num_rows > 3

@@ -248,8 +248,26 @@ def gcode_thumbnails(
 
 PrinterOption = Annotated[
     Path | None,
-    typer.Option("--printer", help="Klipper printer.cfg (default: a generic Cartesian printer).", exists=True),
+    typer.Option(
+        "--printer", help="Klipper printer.cfg, or a .toml with the same sections (default: generic).", exists=True
+    ),
 ]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a printer option: [section.]key=value, e.g. max_accel=5000 (repeatable)."),
+]
+
+
+def _limits(settings: list[str] | None) -> dict[str, str]:
+    out = {}
+    for item in settings or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{item!r} is not [section.]key=value", param_hint="--set")
+        out[key.strip()] = value.strip()
+    return out
+
+
 ModelOption = Annotated[
     str,
     typer.Option(
@@ -262,12 +280,20 @@ HeaterOption = Annotated[
 ]
 
 
-def _plan(file: Path, printer: Path | None, strict: bool, heater_wait: float | None, model: str = "klipper"):
+def _plan(
+    file: Path,
+    printer: Path | None,
+    strict: bool,
+    heater_wait: float | None,
+    model: str = "klipper",
+    settings: list[str] | None = None,
+):
     from threedpai import timeline
     from threedpai.errors import GcodeParseError
 
     try:
-        return timeline.read(file, printer, strict=strict, heater_wait_s=heater_wait, model=model)
+        limits = _limits(settings)
+        return timeline.read(file, printer, strict=strict, heater_wait_s=heater_wait, model=model, limits=limits)
     except ValueError as e:
         if isinstance(e, GcodeParseError):
             raise
@@ -285,6 +311,7 @@ def timeline_plan(
     strict: Annotated[bool, typer.Option(help="Stop where Klipper would stop with an error.")] = False,
     heater_wait: HeaterOption = None,
     model: ModelOption = "klipper",
+    settings: SetOption = None,
 ) -> None:
     """Plan FILE: one row per move with its start time, phases, speeds and positions."""
     import pyarrow.csv as pcsv
@@ -294,7 +321,7 @@ def timeline_plan(
     if fmt not in ("parquet", "csv"):
         raise typer.BadParameter("output must end in .parquet or .csv", param_hint="-o")
     start = time.perf_counter()
-    t = _plan(file, printer, strict, heater_wait, model)
+    t = _plan(file, printer, strict, heater_wait, model, settings)
     if fmt == "parquet":
         meta = {"threedpai.timeline": json.dumps(_json_summary(t.summary))}
         table = t.table.replace_schema_metadata(meta)
@@ -325,10 +352,11 @@ def timeline_summary(
     printer: PrinterOption = None,
     heater_wait: HeaterOption = None,
     model: ModelOption = "klipper",
+    settings: SetOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Print time, homing, arcs, unknown commands, and time per move kind and feature."""
-    s = _plan(file, printer, False, heater_wait, model).summary
+    s = _plan(file, printer, False, heater_wait, model, settings).summary
     if as_json:
         print(json.dumps(_json_summary(s), indent=2))
         return
@@ -357,11 +385,12 @@ def timeline_annotate(
     printer: PrinterOption = None,
     heater_wait: HeaterOption = None,
     model: ModelOption = "klipper",
+    settings: SetOption = None,
 ) -> None:
     """Write a copy of FILE with M73 P<percent> R<minutes left> progress lines from the timeline."""
     from threedpai import timeline
 
-    t = _plan(file, printer, False, heater_wait, model)
+    t = _plan(file, printer, False, heater_wait, model, settings)
     data = timeline.annotate(file, t)
     atomic_write(output, lambda tmp: Path(tmp).write_bytes(data))
     console.print(

@@ -53,11 +53,38 @@ def default_printer() -> str:
     return resources.files("threedpai").joinpath("printers/generic.cfg").read_text()
 
 
-def _printer_text(printer: PathLike | None) -> str:
+def _printer_text(printer: PathLike | None, overrides: dict[str, Any] | None = None) -> str:
+    """Klipper config text: a printer.cfg, a TOML file with the same sections
+    (``[printer] max_velocity = 300``), or the generic default; then ``overrides``
+    (``{"printer.max_accel": 5000}``; a bare key means ``[printer]``), appended as later sections,
+    which win as they do in Klipper's config."""
     if printer is None:
-        return default_printer()
-    with open(os.fspath(printer), encoding="utf-8") as f:
-        return f.read()
+        text = default_printer()
+    elif os.fspath(printer).endswith(".toml"):
+        import tomllib
+
+        with open(os.fspath(printer), "rb") as f:
+            text = _cfg_text(tomllib.load(f))
+    else:
+        with open(os.fspath(printer), encoding="utf-8") as f:
+            text = f.read()
+    if overrides:
+        nested: dict[str, dict[str, Any]] = {}
+        for key, value in overrides.items():
+            section, _, option = key.rpartition(".")
+            nested.setdefault(section or "printer", {})[option] = value
+        text += "\n" + _cfg_text(nested)
+    return text
+
+
+def _cfg_text(sections: dict[str, Any]) -> str:
+    lines = []
+    for section, options in sections.items():
+        if not isinstance(options, dict):
+            raise ValueError(f"printer TOML: [{section}] must be a table of options")
+        lines.append(f"[{section}]")
+        lines += [f"{k}: {str(v).lower() if isinstance(v, bool) else v}" for k, v in options.items()]
+    return "\n".join(lines) + "\n"
 
 
 def _indexed(ids: np.ndarray, names: list[str]) -> pa.DictionaryArray:
@@ -99,6 +126,7 @@ def read(
     threads: int = 0,
     heater_wait_s: float | None = None,
     model: str = "klipper",
+    limits: dict[str, Any] | None = None,
 ) -> PlannedTimeline:
     """Parses and plans ``path`` for ``printer`` (a Klipper printer.cfg; default: a generic
     Cartesian printer). ``heater_wait_s``: seconds per heater wait (default: none, as Klipper's
@@ -106,8 +134,11 @@ def read(
 
     ``model``: ``klipper`` (default), ``marlin`` (Marlin-family firmware: classic jerk, limits
     from the file's M201/M203/M204/M205 and slicer settings; ``printer`` is not used), or
-    ``marlin-slicer`` (Marlin with PrusaSlicer's estimator conventions: G4 takes no time)."""
-    raw = _native.plan_file(os.fspath(path), _printer_text(printer), strict, threads, heater_wait_s, model)
+    ``marlin-slicer`` (Marlin with PrusaSlicer's estimator conventions: G4 takes no time).
+    ``printer`` may also be a TOML file with the same sections; ``limits`` overrides options
+    (``{"max_accel": 5000, "extruder.max_extrude_only_velocity": 60}``)."""
+    text = _printer_text(printer, limits)
+    raw = _native.plan_file(os.fspath(path), text, strict, threads, heater_wait_s, model)
     c = raw["columns"]
     n = len(c["t_start"])
     duration = c["accel_t"] + c["cruise_t"] + c["decel_t"]
