@@ -141,3 +141,15 @@ def test_bad_moves_are_reported_with_their_line(tmp_path: Path) -> None:
     lines = {d["line"] for d in t.diagnostics}
     assert {2, 4} <= lines and all(d["message"] for d in t.diagnostics)
     assert t.summary["total_time_s"] > 0 and t.table.num_rows > 3
+
+
+def test_totals_add_up_to_the_moves() -> None:
+    path = corpus_file("public/cop_prusaslicer_2.4_m486.gcode")
+    t = timeline.read(path)
+    motion = float(np.sum(t.table.column("t_end").to_numpy() - t.table.column("t_start").to_numpy()))
+    for key in ("kind", "layer", "feature", "object"):
+        totals = t.totals(key)
+        assert sum(totals.values()) == pytest.approx(motion), key
+    by_feature = t.totals("feature")
+    assert by_feature["Perimeter"] > by_feature["Bridge infill"] > 0
+    assert set(timeline.summary(path)["time_by_layer"]) == set(t.totals("layer"))

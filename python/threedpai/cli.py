@@ -356,7 +356,8 @@ def timeline_summary(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Print time, homing, arcs, unknown commands, and time per move kind and feature."""
-    s = _plan(file, printer, False, heater_wait, model, settings).summary
+    planned = _plan(file, printer, False, heater_wait, model, settings)
+    s = planned.summary | {f"time_by_{key}": planned.totals(key) for key in ("kind", "layer", "feature", "object")}
     if as_json:
         print(json.dumps(_json_summary(s), indent=2))
         return

@@ -102,6 +102,22 @@ class PlannedTimeline:
     summary: dict[str, Any]
     diagnostics: list[dict[str, Any]] = field(default_factory=list)
 
+    def totals(self, by: str) -> dict[Any, float]:
+        """Seconds of motion per ``kind``, ``layer``, ``feature`` or ``object`` (None: rows
+        without one)."""
+        seconds = self.table.column("t_end").to_numpy() - self.table.column("t_start").to_numpy()
+        col = self.table.column(by).combine_chunks()
+        if isinstance(col, pa.DictionaryArray):
+            ids, names = col.indices.fill_null(-1).to_numpy(), col.dictionary.to_pylist()
+        else:
+            ids, names = col.fill_null(-1).to_numpy(), None
+        sums = np.bincount(ids.astype(np.int64) + 1, weights=seconds)
+        out: dict[Any, float] = {}
+        for slot in np.flatnonzero(sums):
+            key = int(slot) - 1
+            out[None if key < 0 else (names[key] if names is not None else key)] = float(sums[slot])
+        return out
+
     def at_line(self, lines: Any) -> tuple[np.ndarray, np.ndarray]:
         """Elapsed and remaining seconds when execution reaches each 1-based line."""
         return self._at(self.table.column("line").to_numpy(), lines)
@@ -177,22 +193,8 @@ def read(
         "stopped_at_error": raw["stopped_at_error"],
         "diagnostics": raw["diagnostics_total"],
         "config_issues": raw["config_issues"],
-        "time_by_kind": _totals(c["kind"].astype(np.int64), duration, raw["kinds"]),
-        "time_by_layer": _totals(c["layer"], duration, None),
-        "time_by_feature": _totals(c["feature"], duration, raw["features"]),
-        "time_by_object": _totals(c["object"], duration, raw["objects"]),
     }
     return PlannedTimeline(table, summary, raw["diagnostics"])
-
-
-def _totals(ids: np.ndarray, seconds: np.ndarray, names: list[str] | None) -> dict[Any, float]:
-    """Seconds of motion per id (-1: rows without one, reported as None), by name if given."""
-    sums = np.bincount(ids.astype(np.int64) + 1, weights=seconds)
-    out: dict[Any, float] = {}
-    for slot in np.flatnonzero(sums):
-        key = int(slot) - 1
-        out[None if key < 0 else (names[key] if names is not None else key)] = float(sums[slot])
-    return out
 
 
 def plan(path: PathLike, printer: PathLike | None = None, **kw: Any) -> pa.Table:
@@ -201,8 +203,9 @@ def plan(path: PathLike, printer: PathLike | None = None, **kw: Any) -> pa.Table
 
 
 def summary(path: PathLike, printer: PathLike | None = None, **kw: Any) -> dict[str, Any]:
-    """Total time, homing, arcs, unknown commands and time per kind/layer/feature/object."""
-    return read(path, printer, **kw).summary
+    """Total time, homing, arcs, unknown commands, and ``time_by_kind|layer|feature|object``."""
+    t = read(path, printer, **kw)
+    return t.summary | {f"time_by_{key}": t.totals(key) for key in ("kind", "layer", "feature", "object")}
 
 
 def annotate(path: PathLike, timeline: PlannedTimeline) -> bytes:
