@@ -48,7 +48,4 @@ def test_fast_parser_matches_reference(path: Path) -> None:
     rows = ref.parse(data)
     fast = ref.table_rows(gcode.parse(path))
     diffs = ref.differences(data, rows, fast)
-    assert not diffs, (
-        f"{path}: fast parser disagrees with the reference:\n"
-        + "\n".join(diffs)
-    )
+    assert not diffs, f"{path}: fast parser disagrees with the reference:\n" + "\n".join(diffs)

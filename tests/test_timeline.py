@@ -84,6 +84,10 @@ def test_plan_and_summary_commands(tmp_path: Path) -> None:
     result = runner.invoke(app, ["timeline", "plan", str(path), "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert pq.read_table(out).num_rows == timeline.plan(path).num_rows > 1000
+    short = tmp_path / "short.parquet"
+    result = runner.invoke(app, ["timeline", str(path), "-o", str(short)])  # the spelling
+    assert result.exit_code == 0, result.output
+    assert pq.read_table(short).equals(pq.read_table(out))
     result = runner.invoke(app, ["timeline", "summary", str(path), "--json"])
     assert result.exit_code == 0 and '"total_time_s"' in result.output
 

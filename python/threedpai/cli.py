@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -18,8 +19,22 @@ from rich.table import Table
 app = typer.Typer(help="threedpai: the data and AI toolkit for 3D printing.", no_args_is_help=True)
 gcode_app = typer.Typer(help="Parse G-code and binary G-code (.bgcode).", no_args_is_help=True)
 app.add_typer(gcode_app, name="gcode")
+
+
+class _PlanByDefault(TyperGroup):
+    """`threedpai timeline FILE ...` means `threedpai timeline plan FILE ...`."""
+
+    def resolve_command(self, ctx, args):  # type: ignore[no-untyped-def]
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["plan", *args]
+        return super().resolve_command(ctx, args)
+
+
 timeline_app = typer.Typer(
-    help="Motion timeline: when each move runs, planned as Klipper plans it.", no_args_is_help=True
+    cls=_PlanByDefault,
+    help="Motion timeline: when each move runs, planned as Klipper plans it. "
+    "`threedpai timeline FILE -o OUT` is short for `threedpai timeline plan FILE -o OUT`.",
+    no_args_is_help=True,
 )
 app.add_typer(timeline_app, name="timeline")
 console = Console()
