@@ -11,10 +11,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from typer.core import TyperGroup
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
 app = typer.Typer(help="threedpai: the data and AI toolkit for 3D printing.", no_args_is_help=True)
 gcode_app = typer.Typer(help="Parse G-code and binary G-code (.bgcode).", no_args_is_help=True)
