@@ -157,3 +157,15 @@ def test_totals_add_up_to_the_moves() -> None:
     by_feature = t.totals("feature")
     assert by_feature["Perimeter"] > by_feature["Bridge infill"] > 0
     assert set(timeline.summary(path)["time_by_layer"]) == set(t.totals("layer"))
+
+
+def test_nan_coordinates_and_strict_mode(tmp_path: Path) -> None:
+    path = tmp_path / "nan.gcode"
+    path.write_bytes(b"G28\nG1 X10 F600\nG1 Xnan Y5\nG1 X20 F-5\nG1 Y20\n")
+    lenient = timeline.read(path)
+    assert [(d["line"], d["code"]) for d in lenient.diagnostics] == [(3, "unparsable-move"), (4, "invalid-speed")]
+    assert not lenient.summary["stopped_at_error"]
+    strict = timeline.read(path, strict=True)
+    assert strict.summary["stopped_at_error"] and strict.summary["first_error"][0] == 3
+    assert strict.table.num_rows < lenient.table.num_rows
+    assert strict.table.column("line").to_pylist()[-1] < 3
