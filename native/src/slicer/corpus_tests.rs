@@ -4,7 +4,7 @@
 //! `<crate>/../shared/corpus`, `<crate>/../../shared/corpus`, `/work/shared/corpus` that exists.
 use super::meta::{self, Fact};
 use super::producer;
-use super::tags::{self, ImageFormat, ObjectCommand, Tag};
+use super::tags::{self, is_blank, trim, trim_start, uint, word, ImageFormat, Tag};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -105,7 +105,7 @@ fn scan(data: &[u8]) -> Scan {
     for line in data.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let (cmd, comment, only) = split_line(line);
-        if let Some(oc) = tags::object_command(cmd) {
+        if let Some(oc) = object_command(cmd) {
             match oc {
                 ObjectCommand::Start(n) => {
                     r.cmd_objects.insert(s(n));
@@ -117,7 +117,7 @@ fn scan(data: &[u8]) -> Scan {
             }
         }
         let Some(c) = comment else { continue };
-        if let Some(i) = tags::layer_move(c) {
+        if let Some(i) = layer_move(c) {
             r.layer_moves.push(i);
         }
         let tag = tags::classify(c);
@@ -427,7 +427,7 @@ fn corpus() {
             assert_eq!(r.object_starts, r.object_ends, "{ctx}: PrusaSlicer-family objects start and stop in pairs");
         }
         if ctx == "ps_voron2_torus_x4_0.2_fwretract_labels.gcode" {
-            let parts: BTreeSet<_> = r.objects.iter().map(|o| tags::split_object_name(o.as_bytes())).map(|(n, i, c)| (s(n), i, c)).collect();
+            let parts: BTreeSet<_> = r.objects.iter().map(|o| split_object_name(o.as_bytes())).map(|(n, i, c)| (s(n), i, c)).collect();
             let want: BTreeSet<_> = (0..4).map(|c| ("torus_R30_r10.stl".to_string(), Some(0), Some(c))).collect();
             assert_eq!(parts, want, "{ctx}: split object names");
         }
@@ -544,10 +544,10 @@ impl Lcg {
 
 fn exercise(b: &[u8]) {
     let _ = tags::classify(b);
-    let _ = tags::layer_move(b);
+    let _ = layer_move(b);
     let _ = tags::extrusion_size(b);
-    let _ = tags::split_object_name(b);
-    let _ = tags::object_command(b);
+    let _ = split_object_name(b);
+    let _ = object_command(b);
     let _ = meta::facts(b);
     let _ = meta::fact(b);
     let _ = meta::config_line(b);
@@ -617,5 +617,156 @@ fn no_panic() {
             w.extend_from_slice(&v);
             exercise(&w);
         }
+    }
+}
+
+// ---- test-only readers: an independent reading of object commands and Slic3r layer comments,
+// to check the parser's context against ----
+
+/// Slic3r / PrusaSlicer ≤ 2.4 verbose mode: the trailing comment of the Z move,
+/// `G1 Z0.350 F7800.000 ; move to next layer (0)` (s3_bunny_0.2_20_verbose_relE), gives the
+/// layer index. Slic3r 1.x writes no other layer marker; PrusaSlicer writes it besides
+/// `;LAYER_CHANGE`, so use it only for files without [`Tag::LayerChange`].
+fn layer_move(comment: &[u8]) -> Option<i64> {
+    let r = trim_start(comment).strip_prefix(b"move to next layer (")?;
+    let close = r.iter().position(|&b| b == b')')?;
+    std::str::from_utf8(&r[..close]).ok()?.parse().ok()
+}
+
+/// Splits PrusaSlicer's object label `cube_1 id:0 copy 1` into (`cube_1`, Some(0), Some(1)).
+/// Other names come back whole with `None`s.
+fn split_object_name(name: &[u8]) -> (&[u8], Option<u32>, Option<u32>) {
+    let name = trim(name);
+    if let Some(p) = name.windows(4).rposition(|w| w == b" id:") {
+        let rest = &name[p + 4..];
+        if let Some(c) = rest.windows(6).position(|w| w == b" copy ") {
+            let id = uint(&rest[..c]);
+            let copy = uint(&rest[c + 6..]);
+            if let (Some(id), Some(copy)) = (id, copy) {
+                return (&name[..p], Some(id as u32), Some(copy as u32));
+            }
+        }
+    }
+    (name, None, None)
+}
+
+/// An object command (not a comment): what [`object_command`] finds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ObjectCommand<'a> {
+    /// `EXCLUDE_OBJECT_START NAME=x` (name) or `M486 S3` (id as written).
+    Start(&'a [u8]),
+    /// `EXCLUDE_OBJECT_END [NAME=x]` or `M486 S-1`.
+    End,
+    /// A name given to the current or a declared object: `M486 AShape-Box`,
+    /// `EXCLUDE_OBJECT_DEFINE NAME=x …`.
+    Define(&'a [u8]),
+}
+
+/// Object labels written as commands (the line without its comment):
+/// * Klipper, written by Bambu/Orca/Creality Print for Klipper printers:
+///   `EXCLUDE_OBJECT_START NAME=TC_Top.stl_id_0_copy_0` … `EXCLUDE_OBJECT_END NAME=…`
+///   (mk_bambustudio_1.10_k1max_arcs, mk_crealityprint_5.1.4_k1max), `EXCLUDE_OBJECT_DEFINE NAME=…`.
+/// * Marlin/RepRap M486 (PrusaSlicer "label objects"): `M486 S0` starts object 0, `M486 S-1` ends,
+///   `M486 AShape-Box` names the current one (libbgcode_prusaslicer_2.8.1_mini_cube), `M486 T4`
+///   declares the count (ignored).
+fn object_command(line: &[u8]) -> Option<ObjectCommand<'_>> {
+    let s = trim(line);
+    let first = *s.first()?;
+    match first {
+        b'E' | b'e' => {
+            let (cmd, rest) = split_word(s);
+            let name = param(rest, b"NAME=");
+            if cmd.eq_ignore_ascii_case(b"EXCLUDE_OBJECT_START") {
+                name.map(ObjectCommand::Start)
+            } else if cmd.eq_ignore_ascii_case(b"EXCLUDE_OBJECT_END") {
+                Some(ObjectCommand::End)
+            } else if cmd.eq_ignore_ascii_case(b"EXCLUDE_OBJECT_DEFINE") {
+                name.map(ObjectCommand::Define)
+            } else {
+                None
+            }
+        }
+        b'M' | b'm' => {
+            let (cmd, rest) = split_word(s);
+            let cmd = &cmd[1..];
+            let cmd = &cmd[cmd.iter().position(|&b| b != b'0').unwrap_or(cmd.len())..];
+            if cmd != b"486" {
+                return None;
+            }
+            let rest = trim(rest);
+            match rest.first().map(u8::to_ascii_uppercase) {
+                Some(b'S') => {
+                    let v = trim(word(&rest[1..]));
+                    if v.starts_with(b"-") {
+                        Some(ObjectCommand::End)
+                    } else {
+                        (uint(v).is_some()).then_some(ObjectCommand::Start(v))
+                    }
+                }
+                Some(b'A') => {
+                    let n = trim(&rest[1..]);
+                    let n = unquote(n);
+                    (!n.is_empty()).then_some(ObjectCommand::Define(n))
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// `"x"` or `'x'` → `x` (PrusaSlicer ≥ 2.6 quotes Klipper object names: `NAME='Shape-Box_id_0_copy_0'`).
+fn unquote(v: &[u8]) -> &[u8] {
+    for q in [b'"', b'\''] {
+        if v.len() >= 2 && v[0] == q && v[v.len() - 1] == q {
+            return &v[1..v.len() - 1];
+        }
+    }
+    v
+}
+
+fn split_word(s: &[u8]) -> (&[u8], &[u8]) {
+    let end = s.iter().position(|&b| is_blank(b)).unwrap_or(s.len());
+    (&s[..end], &s[end..])
+}
+
+/// Value of `KEY=value` among blank-separated words (value may be quoted).
+fn param<'a>(s: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    let mut rest = trim_start(s);
+    while !rest.is_empty() {
+        let (w, r) = split_word(rest);
+        if w.len() > key.len() && w[..key.len()].eq_ignore_ascii_case(key) {
+            return Some(unquote(&w[key.len()..]));
+        }
+        rest = trim_start(r);
+    }
+    None
+}
+
+
+#[cfg(test)]
+mod helper_tests {
+    use super::*;
+
+    #[test]
+    fn helpers() {
+        assert_eq!(layer_move(b" move to next layer (535)"), Some(535));
+        assert_eq!(layer_move(b" move to first perimeter point"), None);
+        assert_eq!(split_object_name(b"cube_1 id:0 copy 1"), (&b"cube_1"[..], Some(0), Some(1)));
+        assert_eq!(split_object_name(b"AzulTileTray.stl id:0 copy 0"), (&b"AzulTileTray.stl"[..], Some(0), Some(0)));
+        assert_eq!(split_object_name(b"cube_1.stl(1)"), (&b"cube_1.stl(1)"[..], None, None));
+        assert_eq!(object_command(b"EXCLUDE_OBJECT_START NAME=TC_Top.stl_id_0_copy_0"), Some(ObjectCommand::Start(b"TC_Top.stl_id_0_copy_0")));
+        assert_eq!(object_command(b"EXCLUDE_OBJECT_END NAME=TC_Top.stl_id_0_copy_0"), Some(ObjectCommand::End));
+        assert_eq!(object_command(b"EXCLUDE_OBJECT_DEFINE NAME=a CENTER=150,150 POLYGON=[[1,2]]"), Some(ObjectCommand::Define(b"a")));
+        assert_eq!(object_command(b"M486 S0"), Some(ObjectCommand::Start(b"0")));
+        assert_eq!(object_command(b"M486 S-1"), Some(ObjectCommand::End));
+        assert_eq!(object_command(b"M486 AShape-Box"), Some(ObjectCommand::Define(b"Shape-Box")));
+        assert_eq!(object_command(b"M486 A\"My box\""), Some(ObjectCommand::Define(b"My box")));
+        assert_eq!(object_command(b"EXCLUDE_OBJECT_START NAME='Shape-Box_id_0_copy_0'"), Some(ObjectCommand::Start(b"Shape-Box_id_0_copy_0")));
+        assert_eq!(object_command(b"M486 T4"), None);
+        assert_eq!(object_command(b"M486 C"), None);
+        assert_eq!(object_command(b"M4860 S1"), None);
+        assert_eq!(object_command(b"G1 X1"), None);
+        assert_eq!(object_command(b"EXCLUDE_OBJECT NAME=a"), None);
     }
 }
