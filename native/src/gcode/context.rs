@@ -213,17 +213,40 @@ impl Context {
         let mut ev = events.iter().peekable();
         // Context is piecewise constant: rows are written a run at a time, when it changes.
         let mut run_start = 0;
+        let mut next_event = ev.peek().map_or(usize::MAX, |(r, _)| *r as usize);
+        let markers = self.source == LayerSource::Markers;
+        let z_col = &lx.words[SLOT_Z];
         for row in 0..rows {
+            // Rows that cannot change the context skip the general step below: no event, not a
+            // comment line, no M486 id waiting for a name, and a command that is not a mode
+            // change. In marker mode a move only needs its Z followed (E is not used there),
+            // unless the layer waits for its Z.
+            let cmd = lx.command[row];
+            let kind = if cmd >= 0 { self.kinds[cmd as usize] } else { Kind::Other };
+            if row != next_event && self.pending_m486.is_none() && !lx.comment_only.get(row) {
+                match kind {
+                    Kind::Other => continue,
+                    Kind::Move if markers => match z_col.get(row).filter(|z| z.is_finite()) {
+                        None => continue,
+                        Some(z) if !(self.z_pending && self.layer >= 0) => {
+                            self.pos_z = if self.abs_xyz { z } else { self.pos_z + z };
+                            continue;
+                        }
+                        Some(_) => {}
+                    },
+                    _ => {}
+                }
+            }
             let before = self.state();
             while let Some((_, e)) = ev.next_if(|(r, _)| *r as usize == row) {
                 self.event(e, row);
             }
+            next_event = ev.peek().map_or(usize::MAX, |(r, _)| *r as usize);
             if lx.comment_only.get(row) {
                 self.comment_line(lx.comment.row(row).unwrap_or(b""), row);
             }
-            let cmd = lx.command[row];
             if cmd >= 0 {
-                self.command(self.kinds[cmd as usize], lx, row);
+                self.command(kind, lx, row);
             }
             if let Some((id, _)) = self.pending_m486.filter(|&(_, at)| at < self.rows_done + row as u64) {
                 self.pending_m486 = None;

@@ -178,6 +178,15 @@ impl Iterator for Lines<'_> {
         }
         let rest = &self.text[start..];
         if !self.has_cr {
+            // Most lines are short: look at the next 32 bytes inline before calling memchr.
+            if let Some(block) = rest.first_chunk::<32>() {
+                let lf = byte_mask32(block, b'\n');
+                if lf != 0 {
+                    let end = start + lf.trailing_zeros() as usize;
+                    self.pos = end + 1;
+                    return Some((start, end, self.pos));
+                }
+            }
             return Some(match memchr::memchr(b'\n', rest) {
                 Some(k) => {
                     self.pos = start + k + 1;
@@ -201,6 +210,26 @@ impl Iterator for Lines<'_> {
                 (start, self.pos, self.pos)
             }
         })
+    }
+}
+
+/// Bit `j` set where `block[j] == byte`.
+#[inline(always)]
+fn byte_mask32(block: &[u8; 32], byte: u8) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{__m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8};
+        // SAFETY: SSE2 is part of x86_64; the two unaligned loads read the 32-byte block.
+        unsafe {
+            let b = _mm_set1_epi8(byte as i8);
+            let lo = _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(block.as_ptr() as *const __m128i), b)) as u32;
+            let hi = _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(block.as_ptr().add(16) as *const __m128i), b)) as u32;
+            lo | (hi << 16)
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        block.iter().enumerate().fold(0, |m, (j, &b)| m | (((b == byte) as u32) << j))
     }
 }
 
@@ -707,6 +736,16 @@ mod tests {
     }
     fn comment(l: &Lexed, row: usize) -> Option<String> {
         l.comment.row(row).map(|c| String::from_utf8(c.to_vec()).unwrap())
+    }
+
+    #[test]
+    fn newline_mask_matches_a_byte_loop() {
+        let mut block = [b'x'; 32];
+        for (k, j) in [0usize, 1, 15, 16, 17, 31].into_iter().enumerate() {
+            block[j] = if k % 2 == 0 { b'\n' } else { b'\r' };
+            let expected = block.iter().enumerate().fold(0u32, |m, (i, &b)| m | (((b == b'\n') as u32) << i));
+            assert_eq!(byte_mask32(&block, b'\n'), expected);
+        }
     }
 
     #[test]
