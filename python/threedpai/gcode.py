@@ -120,7 +120,7 @@ def _indices(col: tuple[np.ndarray, np.ndarray, int]) -> pa.Array:
 
 
 def _dict(col: tuple[np.ndarray, np.ndarray, int], dictionary: pa.Array) -> pa.DictionaryArray:
-    return pa.DictionaryArray.from_arrays(_indices(col), dictionary)
+    return pa.DictionaryArray.from_arrays(_indices(col), dictionary, safe=False)  # indices come from the dictionary
 
 
 def _params(col: tuple, rows: int) -> pa.Array:
@@ -165,9 +165,9 @@ def _record_batch(b: dict[str, Any], d: _Dictionaries) -> pa.RecordBatch:
         _str(b["comment"]),
         _indices(b["layer"]),
         _f64(b["z"], rows),
-        pa.DictionaryArray.from_arrays(feature, d.features),
+        pa.DictionaryArray.from_arrays(feature, d.features, safe=False),
         # Roles share the feature indices; only the dictionary differs.
-        pa.DictionaryArray.from_arrays(feature, d.roles),
+        pa.DictionaryArray.from_arrays(feature, d.roles, safe=False),
         _dict(b["object"], d.objects),
         _f64(b["width"], rows),
         _f64(b["height"], rows),
