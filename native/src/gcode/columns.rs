@@ -99,21 +99,25 @@ impl F64Col {
     }
 }
 
-/// A nullable int32 column (dictionary indices, layer numbers): -1 marks null until `finish`.
+/// A nullable int32 column (dictionary indices, layer numbers), grown a run at a time; -1 is
+/// stored under null rows.
 #[derive(Debug, Clone, Default)]
-pub struct I32Col {
+pub struct IdCol {
     pub values: Vec<i32>,
+    pub valid: Bitmap,
 }
 
-impl I32Col {
-    /// The validity bitmap of the non-negative entries.
-    pub fn validity(&self) -> Bitmap {
-        let bytes = self
-            .values
-            .chunks(8)
-            .map(|c| c.iter().enumerate().fold(0u8, |byte, (k, &v)| byte | (((v >= 0) as u8) << k)))
-            .collect();
-        Bitmap { bytes, len: self.values.len() }
+impl IdCol {
+    pub fn with_capacity(len: usize) -> Self {
+        IdCol { values: Vec::with_capacity(len), valid: Bitmap::zeros(len) }
+    }
+    /// Appends `n` rows of `v` (negative: null).
+    pub fn extend(&mut self, n: usize, v: i32) {
+        let start = self.values.len();
+        self.values.extend(std::iter::repeat_n(v, n));
+        if v >= 0 {
+            self.valid.set_range(start, start + n);
+        }
     }
 }
 
@@ -224,12 +228,14 @@ mod tests {
     }
 
     #[test]
-    fn i32_validity_marks_non_negative_values() {
-        let values: Vec<i32> = (0..21).map(|i| if i % 3 == 0 { -1 } else { i }).collect();
-        let b = I32Col { values: values.clone() }.validity();
-        assert_eq!(b.len, 21);
-        for (i, v) in values.iter().enumerate() {
-            assert_eq!(b.get(i), *v >= 0);
+    fn id_columns_mark_non_negative_runs() {
+        let mut c = IdCol::with_capacity(21);
+        for (n, v) in [(3, -1), (5, 2), (9, -1), (4, 0)] {
+            c.extend(n, v);
+        }
+        assert_eq!(c.values.len(), 21);
+        for (i, v) in c.values.iter().enumerate() {
+            assert_eq!(c.valid.get(i), *v >= 0, "{i}");
         }
     }
 

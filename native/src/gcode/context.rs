@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::columns::{F64Col, StrCol};
+use super::columns::{F64Col, IdCol, StrCol};
 use super::dict::Dict;
 use super::lexer::{Event, Lexed, WORD_COLUMNS};
 use super::summary::{LayerInfo, SummaryBuilder};
@@ -74,10 +74,10 @@ struct State {
 /// The context columns of one batch.
 #[derive(Debug)]
 pub struct ContextCols {
-    pub layer: Vec<i32>,
+    pub layer: IdCol,
     pub z: F64Col,
-    pub feature: Vec<i32>,
-    pub object: Vec<i32>,
+    pub feature: IdCol,
+    pub object: IdCol,
     pub width: F64Col,
     pub height: F64Col,
 }
@@ -200,10 +200,10 @@ impl Context {
         self.summary.count_checksums(lx.checksum_valid.count(), lx.checksum_ok.count(), lx.n_valid.count());
 
         let mut out = ContextCols {
-            layer: Vec::with_capacity(rows),
+            layer: IdCol::with_capacity(rows),
             z: F64Col::with_capacity(rows),
-            feature: Vec::with_capacity(rows),
-            object: Vec::with_capacity(rows),
+            feature: IdCol::with_capacity(rows),
+            object: IdCol::with_capacity(rows),
             width: F64Col::with_capacity(rows),
             height: F64Col::with_capacity(rows),
         };
@@ -294,9 +294,9 @@ impl Context {
     /// Appends rows `start..end` (runs arrive in order and cover the batch).
     fn fill(out: &mut ContextCols, start: usize, end: usize, s: State) {
         let n = end - start;
-        out.layer.extend(std::iter::repeat_n(s.layer, n));
-        out.feature.extend(std::iter::repeat_n(s.feature, n));
-        out.object.extend(std::iter::repeat_n(s.object, n));
+        out.layer.extend(n, s.layer);
+        out.feature.extend(n, s.feature);
+        out.object.extend(n, s.object);
         out.z.extend(n, f64::from_bits(s.z));
         out.width.extend(n, f64::from_bits(s.width));
         out.height.extend(n, f64::from_bits(s.height));
@@ -536,7 +536,7 @@ mod tests {
         parsed
             .batches
             .iter()
-            .flat_map(|b| b.context.object.iter())
+            .flat_map(|b| b.context.object.values.iter())
             .map(|&o| (o >= 0).then(|| String::from_utf8(names[o as usize].clone()).unwrap()))
             .collect()
     }

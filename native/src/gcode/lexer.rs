@@ -118,6 +118,7 @@ pub struct Lexed {
     pub rows: usize,
     pub offset: Vec<i64>,
     pub command: Vec<i32>,
+    pub command_valid: Bitmap,
     pub commands: CommandDict,
     /// `N` line numbers; empty until the piece has one.
     pub n: Vec<i64>,
@@ -264,6 +265,7 @@ pub fn lex(text: &[u8], base_offset: u64, first_line: u64) -> Lexed {
         rows,
         offset: Vec::with_capacity(rows),
         command: Vec::with_capacity(rows),
+        command_valid: Bitmap::zeros(rows),
         commands: CommandDict::default(),
         n: Vec::new(),
         n_valid: Bitmap::zeros(rows),
@@ -372,6 +374,9 @@ impl<'a> LineLexer<'a, '_> {
         }
 
         self.out.command.push(command);
+        if command >= 0 {
+            self.out.command_valid.set(row);
+        }
         self.out.comment.close_row(row, comments > 0);
         self.out.text.close_row(row, self.out.text.data.len() > *self.out.text.offsets.last().unwrap() as usize || mode == Mode::Text);
         let p = &mut self.out.params;

@@ -530,9 +530,9 @@ impl Input<'_> {
                             line,
                             offset,
                             end,
-                            layer: ctx.layer[row],
-                            feature: ctx.feature[row],
-                            object: ctx.object[row],
+                            layer: ctx.layer.values[row],
+                            feature: ctx.feature.values[row],
+                            object: ctx.object.values[row],
                             op: Op::Unknown(idu),
                         });
                     }
@@ -692,9 +692,9 @@ impl Input<'_> {
                 line,
                 offset,
                 end,
-                layer: ctx.layer[row],
-                feature: ctx.feature[row],
-                object: ctx.object[row],
+                layer: ctx.layer.values[row],
+                feature: ctx.feature.values[row],
+                object: ctx.object.values[row],
                 op,
             })
         }

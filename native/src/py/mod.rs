@@ -51,11 +51,9 @@ fn str_col<'py>(py: Python<'py>, c: StrCol) -> PyResult<Bound<'py, PyAny>> {
     Ok((c.offsets.into_pyarray(py), c.data.into_pyarray(py), bitmap(py, c.valid), nulls).into_pyobject(py)?.into_any())
 }
 
-fn i32_col<'py>(py: Python<'py>, v: Vec<i32>) -> PyResult<Bound<'py, PyAny>> {
-    let valid = gcode::columns::I32Col { values: v };
-    let b = valid.validity();
-    let nulls = b.null_count();
-    Ok((valid.values.into_pyarray(py), bitmap(py, b), nulls).into_pyobject(py)?.into_any())
+fn id_col<'py>(py: Python<'py>, values: Vec<i32>, valid: Bitmap) -> PyResult<Bound<'py, PyAny>> {
+    let nulls = valid.null_count();
+    Ok((values.into_pyarray(py), bitmap(py, valid), nulls).into_pyobject(py)?.into_any())
 }
 
 fn strings(d: &Dict) -> Vec<String> {
@@ -69,7 +67,7 @@ fn batch_dict<'py>(py: Python<'py>, b: Batch) -> PyResult<Bound<'py, PyDict>> {
     d.set_item("rows", lx.rows)?;
     d.set_item("first_line", lx.first_line)?;
     d.set_item("offset", lx.offset.into_pyarray(py))?;
-    d.set_item("command", i32_col(py, lx.command)?)?;
+    d.set_item("command", id_col(py, lx.command, lx.command_valid)?)?;
     if lx.n.is_empty() {
         d.set_item("n", py.None())?;
     } else {
@@ -95,10 +93,10 @@ fn batch_dict<'py>(py: Python<'py>, b: Batch) -> PyResult<Bound<'py, PyDict>> {
     )?;
     d.set_item("text", str_col(py, lx.text)?)?;
     d.set_item("comment", str_col(py, lx.comment)?)?;
-    d.set_item("layer", i32_col(py, cx.layer)?)?;
+    d.set_item("layer", id_col(py, cx.layer.values, cx.layer.valid)?)?;
     d.set_item("z", f64_col(py, cx.z)?)?;
-    d.set_item("feature", i32_col(py, cx.feature)?)?;
-    d.set_item("object", i32_col(py, cx.object)?)?;
+    d.set_item("feature", id_col(py, cx.feature.values, cx.feature.valid)?)?;
+    d.set_item("object", id_col(py, cx.object.values, cx.object.valid)?)?;
     d.set_item("width", f64_col(py, cx.width)?)?;
     d.set_item("height", f64_col(py, cx.height)?)?;
     Ok(d)
