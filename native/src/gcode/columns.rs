@@ -54,9 +54,6 @@ pub struct F64Col {
 }
 
 impl F64Col {
-    pub fn new(len: usize) -> Self {
-        F64Col { values: vec![0.0; len], valid: Bitmap::zeros(len) }
-    }
     /// A column whose buffers are only allocated by its first value: most words (I J K R P T,
     /// and Z in most pieces) never occur in a piece, and zeroing their memory was a fifth of
     /// the parse. `is_all_null` tells the binding layer to hand over an all-null array.

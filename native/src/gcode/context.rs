@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::columns::{F64Col, IdCol, StrCol};
+use super::columns::{F64Col, IdCol};
 use super::dict::Dict;
 use super::lexer::{Event, Lexed, WORD_COLUMNS};
 use super::summary::{LayerInfo, SummaryBuilder};
@@ -512,16 +512,6 @@ impl Context {
         self.summary.layer_source = self.source.name();
         self.summary.rows = self.rows_done;
     }
-}
-
-/// Strings of a dictionary as an Arrow string column.
-pub fn dict_column(d: &Dict) -> StrCol {
-    let mut col = StrCol::with_rows(d.len());
-    for (i, v) in d.values.iter().enumerate() {
-        super::columns::push_utf8(&mut col.data, v);
-        col.close_row(i, true);
-    }
-    col
 }
 
 #[cfg(test)]

@@ -255,24 +255,22 @@ fn start_summary(ctx: &mut Context, source: &Source) {
     }
 }
 
-fn detect_producer(ctx: &mut Context, source: &Source, head: &[u8], tail: &[u8]) {
+/// Producer and flavour from the text's head and tail, completed from `.bgcode` metadata.
+fn detect_producer(ctx: &mut Context, bgcode: Option<&bgcode::BgcodeFile>, head: &[u8], tail: &[u8]) {
     let s = &mut ctx.summary;
     s.producer = producer::detect(head, tail);
     s.flavour = producer::flavour(head, tail);
-    if let Some(b) = &source.bgcode {
-        if s.flavour.is_none() {
-            let flavor = b.slicer_metadata.iter().find(|(k, _)| k == "gcode_flavor");
-            s.flavour = flavor.map(|(_, v)| v.to_ascii_lowercase());
-        }
+    let Some(b) = bgcode else { return };
+    if s.flavour.is_none() {
+        let flavor = b.slicer_metadata.iter().find(|(k, _)| k == "gcode_flavor");
+        s.flavour = flavor.map(|(_, v)| v.to_ascii_lowercase());
     }
-    if let Some(b) = &source.bgcode {
-        // PrusaSlicer puts its name in the bgcode file metadata ("Producer=PrusaSlicer 2.9.1").
-        if s.producer.is_none() {
-            if let Some((_, v)) = b.file_metadata.iter().find(|(k, _)| k.eq_ignore_ascii_case("producer")) {
-                let mut parts = v.splitn(2, ' ');
-                let name = parts.next().unwrap_or_default().to_string();
-                s.producer = Some(producer::Producer { name, version: parts.next().map(str::to_string) });
-            }
+    // PrusaSlicer puts its name in the bgcode file metadata ("Producer=PrusaSlicer 2.9.1").
+    if s.producer.is_none() {
+        if let Some((_, v)) = b.file_metadata.iter().find(|(k, _)| k.eq_ignore_ascii_case("producer")) {
+            let mut parts = v.splitn(2, ' ');
+            let name = parts.next().unwrap_or_default().to_string();
+            s.producer = Some(producer::Producer { name, version: parts.next().map(str::to_string) });
         }
     }
 }
@@ -301,7 +299,7 @@ pub fn parse(source: &Source, opts: &Options) -> Parsed {
         let mut c = Context::new(layer_source(waiting, bases));
         start_summary(&mut c, source);
         let (head, tail) = head_tail(text);
-        detect_producer(&mut c, source, head, tail);
+        detect_producer(&mut c, source.bgcode.as_ref(), head, tail);
         c
     };
     lex_pieces_in_order(text, &pieces, threads(opts), |lx| match ctx.as_mut() {
@@ -440,8 +438,7 @@ impl<R: Read> Stream<R> {
     pub fn finish(mut self) -> Context {
         let mut ctx = self.ctx.take().unwrap_or_else(|| Context::new(LayerSource::Z));
         ctx.summary.bytes = self.offset;
-        ctx.summary.producer = producer::detect(&self.head, &self.tail);
-        ctx.summary.flavour = producer::flavour(&self.head, &self.tail);
+        detect_producer(&mut ctx, None, &self.head, &self.tail);
         ctx.finish();
         ctx
     }

@@ -295,10 +295,6 @@ impl PrinterConfig {
         PrinterConfig::from_sections(&s)
     }
 
-    pub fn from_file(path: &std::path::Path) -> std::io::Result<PrinterConfig> {
-        Ok(PrinterConfig::parse(&std::fs::read_to_string(path)?))
-    }
-
     pub fn from_sections(s: &Sections) -> PrinterConfig {
         let mut r = Reader { s, issues: Vec::new() };
         let p = "printer";

@@ -184,6 +184,14 @@ pub struct Cmd {
     pub op: Op,
 }
 
+impl Cmd {
+    /// `op` on source row `row` of a batch, with that row's layer/feature/object.
+    fn at(ctx: &crate::gcode::ContextCols, row: usize, line: u64, offset: u64, end: u64, op: Op) -> Cmd {
+        let (layer, feature, object) = (ctx.layer.values[row], ctx.feature.values[row], ctx.object.values[row]);
+        Cmd { line, offset, end, layer, feature, object, op }
+    }
+}
+
 /// How a command name is handled, decided once per distinct name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Class {
@@ -525,16 +533,7 @@ impl Input<'_> {
                 if bit(&lx.comment.valid, row) {
                     if let Some(name) = self.paren_command(offset) {
                         let idu = self.name_id(name);
-                        let ctx = &batch.context;
-                        return Some(Cmd {
-                            line,
-                            offset,
-                            end,
-                            layer: ctx.layer.values[row],
-                            feature: ctx.feature.values[row],
-                            object: ctx.object.values[row],
-                            op: Op::Unknown(idu),
-                        });
+                        return Some(Cmd::at(&batch.context, row, line, offset, end, Op::Unknown(idu)));
                     }
                 }
                 return None;
@@ -688,15 +687,7 @@ impl Input<'_> {
                     Op::Unknown(idu)
                 }
             };
-            Some(Cmd {
-                line,
-                offset,
-                end,
-                layer: ctx.layer.values[row],
-                feature: ctx.feature.values[row],
-                object: ctx.object.values[row],
-                op,
-            })
+            Some(Cmd::at(ctx, row, line, offset, end, op))
         }
     }
 }

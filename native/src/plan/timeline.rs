@@ -196,13 +196,4 @@ impl Timeline {
         }
         out.into_iter().collect()
     }
-
-    /// Seconds per row kind.
-    pub fn totals_by_kind(&self) -> [f64; 7] {
-        let mut out = [0.0; 7];
-        for i in 0..self.len() {
-            out[(self.kind[i] as usize).min(6)] += self.duration(i);
-        }
-        out
-    }
 }
