@@ -169,3 +169,11 @@ def test_nan_coordinates_and_strict_mode(tmp_path: Path) -> None:
     assert strict.summary["stopped_at_error"] and strict.summary["first_error"][0] == 3
     assert strict.table.num_rows < lenient.table.num_rows
     assert strict.table.column("line").to_pylist()[-1] < 3
+
+
+def test_cli_reports_a_broken_file_by_name(tmp_path: Path) -> None:
+    cut = tmp_path / "cut.bgcode"
+    cut.write_bytes(corpus_file("public/mk_prusaslicer_2.9.1.bgcode").read_bytes()[:300_000])
+    result = CliRunner().invoke(app, ["timeline", "summary", str(cut)])
+    assert result.exit_code == 1
+    assert "cut.bgcode" in result.output and "truncated" in result.output and "block 11" in result.output

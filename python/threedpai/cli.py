@@ -309,13 +309,11 @@ def _plan(
     try:
         limits = _limits(settings)
         return timeline.read(file, printer, strict=strict, heater_wait_s=heater_wait, model=model, limits=limits)
-    except ValueError as e:
-        if isinstance(e, GcodeParseError):
-            raise
-        raise typer.BadParameter(str(e), param_hint="--model") from e
-    except GcodeParseError as e:
+    except GcodeParseError as e:  # a ValueError too: caught first
         console.print(escape(f"error {e}"), style="red")
         raise typer.Exit(1) from e
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--model") from e
 
 
 @timeline_app.command("plan")

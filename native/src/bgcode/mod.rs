@@ -150,7 +150,7 @@ pub enum BgcodeError {
     UnsupportedVersion { version: u32 },
     #[error("unsupported checksum type {value} (byte 8)")]
     BadChecksumType { value: u16 },
-    #[error("input truncated: data needed at byte {offset} is missing (block {block_index:?})")]
+    #[error("input truncated: data needed at byte {offset} is missing{}", block_index.map_or(String::new(), |b| format!(" (block {b})")))]
     Truncated {
         offset: u64,
         block_index: Option<usize>,
