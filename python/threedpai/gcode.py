@@ -94,16 +94,47 @@ def _buf(a: np.ndarray | None) -> pa.Buffer | None:
     return None if a is None else pa.py_buffer(a)
 
 
+# Arrays are built from buffers, not with ``pa.array``: its first call imports pandas when installed
+# (~150 ms), and buffers are what the core hands over anyway.
+def _plain(values: np.ndarray) -> pa.Array:
+    return pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values), [None, pa.py_buffer(values)])
+
+
+def _strings(values: list[str]) -> pa.Array:
+    encoded = [v.encode() for v in values]
+    offsets = np.zeros(len(encoded) + 1, np.int32)
+    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    return pa.Array.from_buffers(
+        pa.string(), len(encoded), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
+    )
+
+
+def _all_null(kind: pa.DataType, rows: int) -> pa.Array:
+    """A column with no values, without writing any: one cached zero buffer serves as validity and
+    values of every such column (buffers are immutable, so sharing is safe)."""
+    return pa.Array.from_buffers(kind, rows, [_zeros(rows * 8), _zeros(rows * 8)], rows)
+
+
+_ZEROS = pa.py_buffer(b"")
+
+
+def _zeros(size: int) -> pa.Buffer:
+    global _ZEROS
+    if _ZEROS.size < size:
+        _ZEROS = pa.py_buffer(np.zeros(size, np.uint8))
+    return _ZEROS.slice(0, size)
+
+
 def _f64(col: tuple[np.ndarray, np.ndarray, int] | None, rows: int) -> pa.Array:
     if col is None:  # the word never occurs in this batch
-        return pa.nulls(rows, pa.float64())
+        return _all_null(pa.float64(), rows)
     values, valid, nulls = col
     return pa.Array.from_buffers(pa.float64(), len(values), [_buf(valid) if nulls else None, _buf(values)], nulls)
 
 
 def _i64(col: tuple[np.ndarray, np.ndarray, int] | None, rows: int) -> pa.Array:
     if col is None:
-        return pa.nulls(rows, pa.int64())
+        return _all_null(pa.int64(), rows)
     values, valid, nulls = col
     return pa.Array.from_buffers(pa.int64(), rows, [_buf(valid) if nulls else None, _buf(values)], nulls)
 
@@ -141,10 +172,10 @@ class _Dictionaries:
     @classmethod
     def of(cls, commands: list[str], features: list[str], objects: list[str]) -> _Dictionaries:
         return cls(
-            pa.array(commands, pa.string()),
-            pa.array(features, pa.string()),
-            pa.array([role_of(f) for f in features], pa.string()),
-            pa.array(objects, pa.string()),
+            _strings(commands),
+            _strings(features),
+            _strings([role_of(f) for f in features]),
+            _strings(objects),
         )
 
 
@@ -154,8 +185,8 @@ def _record_batch(b: dict[str, Any], d: _Dictionaries) -> pa.RecordBatch:
     ck_values, ck_valid, ck_nulls = b["checksum_ok"]
     feature = _indices(b["feature"])
     columns = [
-        pa.array(np.arange(first, first + rows, dtype=np.int64)),
-        pa.array(b["offset"]),
+        _plain(np.arange(first, first + rows, dtype=np.int64)),
+        _plain(b["offset"]),
         _dict(b["command"], d.commands),
         _i64(b["n"], rows),
         pa.Array.from_buffers(pa.bool_(), rows, [_buf(ck_valid) if ck_nulls else None, _buf(ck_values)], ck_nulls),
