@@ -412,5 +412,107 @@ def timeline_annotate(
     )
 
 
+dataset_app = typer.Typer(help="Versioned datasets: immutable snapshots stored with DVC.", no_args_is_help=True)
+app.add_typer(dataset_app, name="dataset")
+DatasetArg = Annotated[Path, typer.Argument(help="A dataset directory.", exists=True, file_okay=False)]
+
+
+def _version_or_exit(call):  # type: ignore[no-untyped-def]
+    from threedpai.dataset import DatasetError
+
+    try:
+        return call()
+    except DatasetError as e:
+        console.print(f"[red]error:[/red] {escape(str(e))}")
+        raise typer.Exit(2) from None
+
+
+@dataset_app.command("commit")
+def dataset_commit(
+    dataset: DatasetArg, message: Annotated[str, typer.Option("-m", "--message", help="A note.")] = ""
+) -> None:
+    """Snapshot the dataset's phases (raw, aligned, features) as a new version."""
+    from threedpai import dataset as ds
+
+    v = _version_or_exit(lambda: ds.commit(dataset, message=message))
+    console.print(f"version {v.id}: {len(v.files):,} files")
+
+
+@dataset_app.command("list")
+def dataset_list(dataset: DatasetArg) -> None:
+    """The versions of a dataset, oldest first (* = checked out)."""
+    from threedpai import dataset as ds
+
+    head = ds.head(dataset)
+    t = Table("", "version", "created", "parent", "files", "rows", "message")
+    for v in ds.versions(dataset):
+        m = v.manifest
+        rows = sum(x["rows"] for x in m["tables"].values())
+        t.add_row("*" if v.id == head else "", v.id, m["created"][:19], m["parent"] or "-", f"{len(v.files):,}",
+                  f"{rows:,}", escape(m["message"]))  # fmt: skip
+    console.print(t)
+
+
+@dataset_app.command("show")
+def dataset_show(
+    dataset: DatasetArg, version: Annotated[str | None, typer.Argument(help="Default: checked out.")] = None
+) -> None:
+    """Tables, rows, sources and parameters of a version."""
+    from threedpai import dataset as ds
+
+    v = _version_or_exit(lambda: ds.show(dataset, version or ds.head(dataset) or ""))
+    m = v.manifest
+    console.print(f"version {v.id}  created {m['created'][:19]}  parent {m['parent'] or '-'}  "
+                  f"threedpai {m['threedpai_version']}  {len(m['sources'])} source runs")  # fmt: skip
+    t = Table("table", "files", "rows", "MB", "schemas")
+    for name, x in m["tables"].items():
+        t.add_row(name, f"{x['files']:,}", f"{x['rows']:,}", f"{x['bytes'] / 1e6:.1f}", str(len(x["schemas"])))
+    console.print(t)
+    if m["params"]:
+        console.print_json(data=m["params"])
+
+
+@dataset_app.command("diff")
+def dataset_diff(
+    dataset: DatasetArg,
+    a: Annotated[str, typer.Argument(help="Older version.")],
+    b: Annotated[str, typer.Argument(help="Newer version.")],
+) -> None:
+    """Files added, removed and changed between two versions, and row counts that moved."""
+    from threedpai import dataset as ds
+
+    d = _version_or_exit(lambda: ds.diff(dataset, a, b))
+    for key, style in (("added", "green"), ("removed", "red"), ("changed", "yellow")):
+        console.print(f"[{style}]{key}[/{style}]: {len(d[key])}")
+        for path in d[key][:20]:
+            console.print(f"  {escape(path)}")
+    for table, (ra, rb) in d["rows"].items():
+        console.print(f"rows {table}: {ra:,} -> {rb:,}")
+
+
+@dataset_app.command("verify")
+def dataset_verify(
+    dataset: DatasetArg, version: Annotated[str | None, typer.Argument(help="Default: checked out.")] = None
+) -> None:
+    """Check every file of a version against its recorded hash; exit 1 on any problem."""
+    from threedpai import dataset as ds
+
+    problems = _version_or_exit(lambda: ds.verify(dataset, version))
+    for p in problems:
+        console.print(f"[red]{escape(p)}[/red]")
+    if problems:
+        raise typer.Exit(1)
+    console.print("ok: every file matches its recorded hash")
+
+
+@dataset_app.command("checkout")
+def dataset_checkout(dataset: DatasetArg, version: Annotated[str, typer.Argument(help="The version id.")]) -> None:
+    """Restore the dataset directory to a version, bit for bit."""
+    from threedpai import dataset as ds
+
+    v = _version_or_exit(lambda: ds.checkout(dataset, version))
+    console.print(f"checked out {v.id}: {len(v.files):,} files")
+
+
 if __name__ == "__main__":
     app()
