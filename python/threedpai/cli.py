@@ -412,6 +412,58 @@ def timeline_annotate(
     )
 
 
+@app.command("ingest")
+def ingest_runs(
+    archive: Annotated[
+        Path, typer.Argument(help="A folder of run folders or a .tar, .tar.gz, .zip archive.", exists=True)
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The dataset folder (created, or resumed).")],
+    workers: Annotated[int, typer.Option(help="Worker processes (0: every core).")] = 0,
+    media: Annotated[bool, typer.Option(help="Copy frames and audio into the dataset.")] = True,
+) -> None:
+    """Check printer runs and write them as a Parquet dataset; broken runs go to quarantine/ (docs/ingest.md)."""
+    from threedpai.ingest import ingest, report_table
+
+    try:
+        report = ingest(archive, output, workers=workers or None, keep_media=media, progress=True)
+    except (ValueError, RuntimeError) as e:
+        console.print(f"[red]error:[/red] {escape(str(e))}")
+        raise typer.Exit(1) from None
+    console.print(report_table(report))
+
+
+@app.command("features")
+def features_cmd(
+    dataset: Annotated[
+        Path | None, typer.Argument(help="A dataset with raw/ and aligned/ tables.", exists=True, file_okay=False)
+    ] = None,
+    settings: Annotated[
+        list[str] | None, typer.Option("--set", help="A parameter, e.g. --set band_c=3 (see docs/features.md).")
+    ] = None,
+    docs: Annotated[bool, typer.Option("--docs", help="Print docs/features.md (generated from the SQL).")] = False,
+) -> None:
+    """Compute per-layer and per-run features with DuckDB; write DATASET/features/<set>/part-0.parquet."""
+    from threedpai import features
+
+    if docs:
+        print(features.docs(), end="")
+        return
+    if dataset is None:
+        raise typer.BadParameter("give a DATASET (or --docs)")
+    try:
+        params = {k: float(v) for k, v in _limits(settings).items()}
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--set") from None
+    try:
+        with console.status("computing features"):
+            tables = features.run(dataset, params=params)
+    except features.FeatureError as e:
+        console.print(f"[red]error:[/red] {escape(str(e))}")
+        raise typer.Exit(2) from None
+    for path, (name, table) in zip(features.write(dataset, tables), tables.items(), strict=True):
+        console.print(f"{name}: {table.num_rows:,} rows x {table.num_columns} columns -> {escape(str(path))}")
+
+
 dataset_app = typer.Typer(help="Versioned datasets: immutable snapshots stored with DVC.", no_args_is_help=True)
 app.add_typer(dataset_app, name="dataset")
 DatasetArg = Annotated[Path, typer.Argument(help="A dataset directory.", exists=True, file_okay=False)]
