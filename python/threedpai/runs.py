@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.csv
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 
 # Required and optional members of a run folder.
 GCODE_NAMES = ("print.gcode", "print.bgcode", "print.gcode.gz")
