@@ -10,6 +10,7 @@ checks = os.environ.get("THREEDPAI_CYTHON_CHECKS") == "1"
 
 extensions = [
     Extension("threedpai._align", ["python/threedpai/_align.pyx"], extra_compile_args=["-O3"]),
+    Extension("threedpai._align_channels", ["python/threedpai/_align_channels.pyx"], extra_compile_args=["-O3"]),
 ]
 
 setup(
