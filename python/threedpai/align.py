@@ -248,3 +248,171 @@ def map_to_intervals(times: Any, starts: Any, ends: Any) -> IntArray:
     inside[inside] = tc[inside] < e[k[inside]]
     k[~inside] = -1
     return k
+
+
+@dataclass(frozen=True)
+class ClockFit:
+    """The affine clock map ``t_timeline = offset + scale * t_sensor`` and how well it fits."""
+
+    offset: float  # seconds, at t_sensor = 0
+    scale: float
+    residual_rms: float  # seconds: RMS of the window offsets about the fitted line
+    n_windows: int  # windows that agreed and were fitted
+
+    @property
+    def drift_ppm(self) -> float:
+        return (self.scale - 1.0) * 1e6
+
+    def apply(self, t_sensor: Any) -> FloatArray:
+        """Sensor times on the timeline clock."""
+        return self.offset + self.scale * column(t_sensor).astype(np.float64)
+
+
+def _grid_signal(t: FloatArray, x: FloatArray, rate_hz: float) -> tuple[float, FloatArray]:
+    """``(t0, z)``: ``x`` resampled at ``rate_hz`` from ``t0``, standardised, gaps zero."""
+    grid, z = resample(t, x.astype(np.float64), rate_hz)
+    z = np.nan_to_num(z - np.nanmean(z))
+    return float(grid[0]), z / (z.std() or 1.0)
+
+
+def _xcorr_peak(ref: FloatArray, win: FloatArray) -> tuple[float, float]:
+    """``(lag, r)``: the sub-sample lag of ``win`` inside ``ref`` where they correlate best (a
+    parabola through the peak and its neighbours) and the correlation coefficient there."""
+    n = len(ref) + len(win)
+    size = 1 << (n - 1).bit_length()
+    full = np.fft.irfft(np.fft.rfft(ref, size) * np.conj(np.fft.rfft(win, size)), size)
+    valid = full[: len(ref) - len(win) + 1]  # lags where the window lies inside ref
+    k = int(np.argmax(valid))
+    frac = 0.0
+    if 0 < k < len(valid) - 1:
+        a, b, c = valid[k - 1], valid[k], valid[k + 1]
+        den = a - 2 * b + c
+        frac = 0.5 * (a - c) / den if den < 0 else 0.0
+    seg = ref[k : k + len(win)]
+    r = float(np.corrcoef(seg, win)[0, 1]) if seg.std() > 0 and win.std() > 0 else 0.0
+    return k + frac, r
+
+
+def estimate_clock(
+    t_ref: Any,
+    x_ref: Any,
+    t_obs: Any,
+    x_obs: Any,
+    *,
+    rate_hz: float = 100.0,
+    n_windows: int = 32,
+    max_drift_ppm: float = 1000.0,
+    min_correlation: float = 0.5,
+) -> ClockFit:
+    """The map from the observed stream's clock to the reference (timeline) clock, found from one
+    signal both streams carry: the commanded extrusion rate against a flow or pressure sensor, the
+    planned position against a motion sensor. Both are resampled at ``rate_hz`` and standardised;
+    a cross-correlation of the whole streams gives the coarse offset (anywhere within their spans);
+    then each of ``n_windows`` windows of the observed stream is located in the reference within
+    the drift ``max_drift_ppm`` allows, to a fraction of a sample, and a line through the window
+    offsets (windows correlating below ``min_correlation`` or more than 3 robust deviations off it
+    left out) gives offset and scale. Accuracy: docs/align.md."""
+    tr, xr = _clocks(t_ref, x_ref)
+    to, xo = _clocks(t_obs, x_obs)
+    if min(len(tr), len(to)) < 2:
+        raise ValueError("each stream needs at least two samples")
+    r0, ref = _grid_signal(tr, xr, rate_hz)
+    o0, obs = _grid_signal(to, xo, rate_hz)
+    # coarse: obs sample i sits near ref sample i + lag; pad so every overlap is a valid lag
+    pad = np.zeros(len(obs) - 1)
+    lag, _ = _xcorr_peak(np.r_[pad, ref, pad], obs)
+    coarse = r0 - o0 + (round(lag) - len(pad)) / rate_hz  # t_timeline - t_sensor
+    width = len(obs) // n_windows
+    if width < 4:
+        raise ValueError("the observed stream is too short for the windows; lower n_windows or raise rate_hz")
+    reach = int(np.ceil(max_drift_ppm * 1e-6 * len(obs) + 2))  # samples the drift can move a window
+    centers, offsets = [], []
+    for w in range(n_windows):
+        a = w * width
+        start = a + round((coarse - r0 + o0) * rate_hz) - reach
+        lo, hi = max(start, 0), min(start + width + 2 * reach, len(ref))
+        if hi - lo < width:
+            continue
+        lag, r = _xcorr_peak(ref[lo:hi], obs[a : a + width])
+        if r >= min_correlation:
+            centers.append(o0 + (a + (width - 1) / 2) / rate_hz)
+            offsets.append(r0 - o0 + (lo + lag - a) / rate_hz)
+    return _fit_line(np.array(centers), np.array(offsets))
+
+
+def _fit_line(c: FloatArray, o: FloatArray) -> ClockFit:
+    """Least squares ``o = a + s c`` with outliers (> 3 robust deviations) dropped, twice."""
+    if len(c) < 2:
+        raise ValueError("fewer than two windows correlate; check the signals, rate_hz and min_correlation")
+    keep = np.ones(len(c), dtype=bool)
+    for _ in range(2):
+        mid = c[keep].mean()
+        s, a = np.polyfit(c[keep] - mid, o[keep], 1)
+        resid = o - (a + s * (c - mid))
+        mad = 1.4826 * np.median(np.abs(resid[keep]))
+        keep = np.abs(resid) <= max(3 * mad, 1e-9)
+        if keep.sum() < 2:
+            keep[:] = True
+    mid = c[keep].mean()
+    s, a = np.polyfit(c[keep] - mid, o[keep], 1)
+    rms = float(np.sqrt(np.mean((o[keep] - (a + s * (c[keep] - mid))) ** 2)))
+    return ClockFit(float(a - s * mid), float(1.0 + s), rms, int(keep.sum()))
+
+
+AUDIO_CHUNK = 1 << 20  # samples filtered per FFT
+AUDIO_MARGIN = 1 << 13  # samples each side of a chunk, discarded, so the chunk edges do not ring
+
+
+def audio_features(
+    samples: Any,
+    rate_hz: float,
+    starts: Any,
+    ends: Any,
+    *,
+    t0: float = 0.0,
+    bands: Sequence[tuple[float, float]] = (),
+) -> dict[str, Any]:
+    """Per interval ``[starts[k], ends[k])`` of an audio stream whose sample i is at
+    ``t0 + i / rate_hz`` on the timeline (map ``t0`` and the rate through a ``ClockFit`` first):
+    ``count`` (samples), ``rms`` and, for each band ``(lo, hi)`` in Hz, ``energy_<lo>_<hi>``: the
+    sum of squares of the band-passed signal over the interval divided by ``rate_hz`` (unit² · s;
+    an FFT brick-wall filter over overlapping chunks). Intervals must be sorted as in ``bounds``."""
+    x = column(samples, "samples")
+    s, e = _clocks(starts, ends)
+    if not rate_hz > 0:
+        raise ValueError("rate_hz must be > 0")
+    if np.isnan(x).any():
+        raise ValueError("audio samples must not contain NaN")
+    for lo_hz, hi_hz in bands:
+        if not 0 <= lo_hz < hi_hz:
+            raise ValueError(f"band ({lo_hz}, {hi_hz}) must have 0 <= lo < hi")
+    # sample ranges of the intervals, as ``bounds`` would find them on the implicit clock
+    lo = np.clip(np.ceil((s - t0) * rate_hz), 0, len(x)).astype(np.int64)
+    hi = np.clip(np.ceil((e - t0) * rate_hz), 0, len(x)).astype(np.int64)
+    if len(s) and not (np.all(np.diff(lo) >= 0) and np.all(np.diff(hi) >= 0) and np.all(hi >= lo)):
+        raise ValueError("intervals need non-decreasing starts and ends, end >= start")
+    sums = np.zeros((1 + len(bands), len(s)))
+    for c0 in range(0, len(x), AUDIO_CHUNK):
+        c1 = min(c0 + AUDIO_CHUNK, len(x))
+        ks, ke = np.searchsorted(hi, c0, "right"), np.searchsorted(lo, c1, "left")  # intervals touching
+        if ks >= ke:
+            continue
+        a, b = max(c0 - AUDIO_MARGIN, 0), min(c1 + AUDIO_MARGIN, len(x))
+        seg = x[a:b].astype(np.float64)
+        spectrum = np.fft.rfft(seg)
+        freqs = np.fft.rfftfreq(len(seg), 1.0 / rate_hz)
+        powers = [seg[c0 - a : c1 - a] ** 2]
+        for lo_hz, hi_hz in bands:
+            band = np.fft.irfft(np.where((freqs >= lo_hz) & (freqs < hi_hz), spectrum, 0), len(seg))
+            powers.append(band[c0 - a : c1 - a] ** 2)
+        rl = np.clip(lo[ks:ke] - c0, 0, c1 - c0)
+        rh = np.clip(hi[ks:ke] - c0, 0, c1 - c0)
+        for i, p in enumerate(powers):
+            cum = np.r_[0.0, np.cumsum(p)]  # within one chunk: no precision lost to long sums
+            sums[i, ks:ke] += cum[rh] - cum[rl]
+    count = hi - lo
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out: dict[str, Any] = {"count": count, "rms": np.sqrt(sums[0] / count)}
+    for (lo_hz, hi_hz), energy in zip(bands, sums[1:], strict=True):
+        out[f"energy_{lo_hz:g}_{hi_hz:g}"] = energy / rate_hz
+    return out
