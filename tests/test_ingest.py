@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import wave
 import zipfile
 import zlib
 from pathlib import Path
@@ -22,7 +23,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from threedpai import timeline
+from threedpai.cli import app
 from threedpai.ingest import Limits, ingest
+from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -481,3 +484,29 @@ def test_a_run_id_used_twice_keeps_the_first(tmp_path: Path) -> None:
     ds = tmp_path / "ds"
     assert ingest(src, ds, workers=1).counts == {"ok": 1, "quarantined": 1}
     assert [r["code"] for r in latest(ds)["b"]["reasons"]] == ["run.duplicate_id"]
+
+
+def test_cli_ingests_motion_and_audio(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "in" / "m1", "m1", motion_rate_hz=100.0)
+    lines = ["DATA OUTPUT,1.0,2.0,0.2,0.5"] * 5 + ["INFO,warming up"] + ["DATA OUTPUT,1.5,2.0,0.2,0.6"] * 3
+    (run / "motion.csv").write_text("\n".join(lines) + "\n")
+    with wave.open(str(run / "audio.wav"), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\0\0" * 4000)
+    _set_cell(make_run(tmp_path / "in" / "m2", "m2"), 5, "t", "soon")
+    ds = tmp_path / "ds"
+    result = CliRunner().invoke(app, ["ingest", str(tmp_path / "in"), "-o", str(ds), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "sensors.non_numeric (sensors.csv:5)" in result.output
+    motion = pq.read_table(ds / "raw" / "motion" / "run_id=m1" / "part-0.parquet")
+    assert motion.column_names == ["t", "x", "y", "z", "e"]
+    assert motion.column("t").to_pylist() == pytest.approx([k / 100 for k in range(8)])
+    assert motion.column("x").to_pylist() == [1.0] * 5 + [1.5] * 3
+    audio = pq.read_table(ds / "raw" / "audio" / "run_id=m1" / "part-0.parquet").to_pylist()
+    assert audio == [{"file": "audio.wav", "sample_rate": 8000, "channels": 1, "sample_width": 2, "frames": 4000,
+                      "start_s": 0.0, "duration_s": 0.5}]  # fmt: skip
+    assert (ds / "media" / "m1" / "audio.wav").read_bytes() == (run / "audio.wav").read_bytes()
+    codes = [r["code"] for r in latest(ds)["m1"]["reasons"]]
+    assert codes == ["motion.other_lines"]

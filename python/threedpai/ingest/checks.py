@@ -7,6 +7,7 @@ the pool gives the parallelism), numpy for time order and ranges.
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import wave
@@ -35,6 +36,9 @@ COVERAGE_TOL_SHARE = 0.02
 # Layer counts from different sources may differ by this much (slicers count the first layer differently).
 LAYER_TOL = 1
 PLANNED_TIME_TOL_SHARE = 0.05
+# A pause between samples longer than this (and than GAP_FACTOR nominal intervals) is reported.
+GAP_MIN_S = 1.0
+GAP_FACTOR = 10.0
 _NUMBER = r"^\s*[-+]?(\d+\.?\d*([eE][-+]?\d+)?|\.\d+([eE][-+]?\d+)?|nan|NaN|NAN|inf|Inf|-?infinity)\s*$"
 _SCHEMA_TYPES = {f.name: f for f in runs.SENSOR_SCHEMA}
 
@@ -62,7 +66,9 @@ def check_metadata(path: Path) -> tuple[RunMetadata | None, list[Reason]]:
 def _header(path: Path) -> list[str]:
     with open(path, "rb") as f:
         first = f.readline(1 << 16)
-    return [c.strip() for c in first.decode("utf-8", "replace").rstrip("\r\n").split(",")] if first.strip() else []
+    if not first.strip():
+        return []
+    return [c.strip() for c in next(csv.reader([first.decode("utf-8", "replace").rstrip("\r\n")]))]
 
 
 def _first_bad_number(path: Path, column: str, names: list[str] | None = None, skip_rows: int = 1) -> int | None:
@@ -294,6 +300,20 @@ def repair_time(table: pa.Table, rate_hz: float | None) -> tuple[pa.Table, list[
         return table, reasons
     interval = float(np.median(dt)) if len(dt) else 0.0
     nominal = 1.0 / rate_hz
+    gaps = np.flatnonzero(dt > max(GAP_MIN_S, GAP_FACTOR * nominal))
+    if len(gaps):
+        longest = int(gaps[np.argmax(dt[gaps])])
+        at = float(t[gaps[0]])
+        reasons.append(
+            Reason(
+                "sensors.gap",
+                f"{len(gaps)} gap(s) in the samples, the first after t = {at:g} s, the longest {dt[longest]:g} s",
+                "warning",
+                file=file,
+                column="t",
+                details={"gaps": len(gaps), "first_at_s": at, "longest_s": float(dt[longest])},
+            )
+        )
     if not nominal / RATE_FACTOR <= interval <= nominal * RATE_FACTOR:
         reasons.append(
             Reason(

@@ -38,8 +38,11 @@ def staging(dataset: Path, name: str) -> Path:
 
 
 def write_table(table: pa.Table, path: Path) -> None:
+    # Dictionary pages only where values repeat (labels, text): for float columns they cost time and
+    # bytes (measured: a 2.6 M-row motion table 40% faster and 25% smaller without).
+    categorical = [f.name for f in table.schema if pa.types.is_dictionary(f.type) or pa.types.is_string(f.type)]
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table.replace_schema_metadata(None), path, compression=COMPRESSION)
+    pq.write_table(table.replace_schema_metadata(None), path, compression=COMPRESSION, use_dictionary=categorical)
 
 
 def _replace(src: Path, dest: Path) -> None:
