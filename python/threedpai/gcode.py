@@ -139,10 +139,16 @@ def _i64(col: tuple[np.ndarray, np.ndarray, int] | None, rows: int) -> pa.Array:
     return pa.Array.from_buffers(pa.int64(), rows, [_buf(valid) if nulls else None, _buf(values)], nulls)
 
 
-def _str(col: tuple[np.ndarray, np.ndarray, np.ndarray, int]) -> pa.Array:
-    offsets, data, valid, nulls = col
-    n = len(offsets) - 1
-    return pa.Array.from_buffers(pa.string(), n, [_buf(valid) if nulls else None, _buf(offsets), _buf(data)], nulls)
+def _offsets(offsets: np.ndarray | None, rows: int) -> pa.Buffer:
+    """Offsets None: no row has a value, so every offset is zero."""
+    return _zeros((rows + 1) * 4) if offsets is None else pa.py_buffer(offsets)
+
+
+def _str(col: tuple[int, np.ndarray | None, np.ndarray, np.ndarray, int]) -> pa.Array:
+    n, offsets, data, valid, nulls = col
+    return pa.Array.from_buffers(
+        pa.string(), n, [_buf(valid) if nulls else None, _offsets(offsets, n), _buf(data)], nulls
+    )
 
 
 def _indices(col: tuple[np.ndarray, np.ndarray, int]) -> pa.Array:
@@ -158,7 +164,7 @@ def _params(col: tuple, rows: int) -> pa.Array:
     offsets, keys, values, valid, nulls = col
     entries = pa.StructArray.from_arrays([_str(keys), _str(values)], fields=list(_ENTRIES))
     return pa.Array.from_buffers(
-        PARAMS_TYPE, rows, [_buf(valid) if nulls else None, _buf(offsets)], nulls, children=[entries]
+        PARAMS_TYPE, rows, [_buf(valid) if nulls else None, _offsets(offsets, rows)], nulls, children=[entries]
     )
 
 

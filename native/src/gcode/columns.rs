@@ -118,7 +118,11 @@ impl IdCol {
     }
 }
 
-/// A nullable UTF-8 column with int32 offsets.
+/// A nullable UTF-8 column with int32 offsets, closed only at rows that have a value: most rows
+/// of sliced G-code have no text, parameters or comment, and a per-row offset push was a fixed
+/// cost of every line. Offsets of the rows in between are filled when the next value is closed
+/// (a run at a time), and by `finish`; a column that never got a value keeps no offsets at all
+/// (the binding hands over zeros).
 #[derive(Debug, Clone)]
 pub struct StrCol {
     pub offsets: Vec<i32>,
@@ -128,18 +132,26 @@ pub struct StrCol {
 
 impl StrCol {
     pub fn with_rows(rows: usize) -> Self {
-        let mut offsets = Vec::with_capacity(rows + 1);
-        offsets.push(0);
-        StrCol { offsets, data: Vec::new(), valid: Bitmap::zeros(rows) }
+        StrCol { offsets: Vec::new(), data: Vec::new(), valid: Bitmap::zeros(rows) }
     }
-    /// Closes row `row` (rows must be closed in order); `value` None leaves it null.
+    /// Makes `row` the bytes appended to `data` since the previous value ended (rows must be
+    /// closed in order); rows never closed are null.
     #[inline(always)]
-    pub fn close_row(&mut self, row: usize, valid: bool) {
-        debug_assert_eq!(self.offsets.len(), row + 1);
-        if valid {
-            self.valid.set(row);
+    pub fn close_row(&mut self, row: usize) {
+        if self.offsets.len() != row + 1 {
+            fill_offsets(&mut self.offsets, self.valid.len, row);
         }
+        self.valid.set(row);
         self.offsets.push(self.data.len() as i32);
+    }
+    /// Completes the offsets of every row, unless no row has a value (then `offsets` stays empty).
+    pub fn finish(&mut self) {
+        if !self.offsets.is_empty() {
+            fill_offsets(&mut self.offsets, self.valid.len, self.valid.len);
+        }
+    }
+    pub fn is_all_null(&self) -> bool {
+        self.offsets.is_empty()
     }
     pub fn row(&self, row: usize) -> Option<&[u8]> {
         if !self.valid.get(row) {
@@ -147,12 +159,17 @@ impl StrCol {
         }
         Some(&self.data[self.offsets[row] as usize..self.offsets[row + 1] as usize])
     }
-    pub fn truncate(&mut self, len: usize) {
-        self.offsets.truncate(len + 1);
-        self.data.truncate(*self.offsets.last().unwrap_or(&0) as usize);
-        self.valid.bytes.truncate(len.div_ceil(8));
-        self.valid.len = len;
+}
+
+/// Offsets of rows before `row` that have no value (of `rows` in all): empty, ending where the
+/// last value ended; an untouched `offsets` first gets its leading zero and all its capacity.
+pub fn fill_offsets(offsets: &mut Vec<i32>, rows: usize, row: usize) {
+    if offsets.is_empty() {
+        offsets.reserve_exact(rows + 1);
+        offsets.push(0);
     }
+    let end = *offsets.last().expect("pushed above");
+    offsets.resize(row + 1, end);
 }
 
 fn recount(bytes: &[u8], len: usize) -> usize {

@@ -4,7 +4,7 @@
 //! pieces lexed in parallel; modal context (layers, features, objects) is resolved afterwards
 //! in `context`, in file order, from the events recorded here.
 
-use super::columns::{push_utf8, Bitmap, F64Col, StrCol};
+use super::columns::{fill_offsets, push_utf8, Bitmap, F64Col, StrCol};
 use super::dict::{CommandClass, CommandDict};
 use super::number::{scan, scan_uint, starts_number};
 use super::{Diagnostic, Severity};
@@ -64,7 +64,9 @@ impl Event {
     }
 }
 
-/// Key/value parameters per row, as an Arrow map: `offsets` index into `keys`/`values`.
+/// Key/value parameters per row, as an Arrow map: `offsets` index into `keys`/`values`. Like
+/// `StrCol`, offsets are only written at rows with parameters (the rows in between are filled
+/// a run at a time), and stay empty while no row has any.
 #[derive(Debug, Clone)]
 pub struct ParamCol {
     pub offsets: Vec<i32>,
@@ -75,27 +77,40 @@ pub struct ParamCol {
 
 impl ParamCol {
     fn with_rows(rows: usize) -> Self {
-        let mut offsets = Vec::with_capacity(rows + 1);
-        offsets.push(0);
-        ParamCol { offsets, keys: StrCol::with_rows(0), values: StrCol::with_rows(0), valid: Bitmap::zeros(rows) }
+        ParamCol { offsets: Vec::new(), keys: StrCol::with_rows(0), values: StrCol::with_rows(0), valid: Bitmap::zeros(rows) }
     }
     fn entries(&self) -> usize {
-        self.keys.offsets.len() - 1
+        self.keys.valid.len
     }
+    /// Appends an entry to `row` (rows in order).
     #[inline]
-    fn push(&mut self, key: &[u8], value: &[u8]) -> bool {
+    fn push(&mut self, row: usize, key: &[u8], value: &[u8]) -> bool {
         let i = self.entries();
         grow_bitmap(&mut self.keys.valid, i + 1);
         grow_bitmap(&mut self.values.valid, i + 1);
         let mut ok = push_utf8(&mut self.keys.data, key);
-        self.keys.close_row(i, true);
+        self.keys.close_row(i);
         ok &= push_utf8(&mut self.values.data, value);
-        self.values.close_row(i, true);
+        self.values.close_row(i);
+        if self.valid.get(row) {
+            *self.offsets.last_mut().expect("the row has an entry") = i as i32 + 1;
+        } else {
+            fill_offsets(&mut self.offsets, self.valid.len, row);
+            self.valid.set(row);
+            self.offsets.push(i as i32 + 1);
+        }
         ok
+    }
+    fn finish(&mut self) {
+        if !self.offsets.is_empty() {
+            fill_offsets(&mut self.offsets, self.valid.len, self.valid.len);
+        }
+        self.keys.finish();
+        self.values.finish();
     }
     /// The parameters of `row` as (key, value) byte pairs.
     pub fn row(&self, row: usize) -> impl Iterator<Item = (&[u8], &[u8])> {
-        let (a, b) = (self.offsets[row] as usize, self.offsets[row + 1] as usize);
+        let (a, b) = if self.valid.get(row) { (self.offsets[row] as usize, self.offsets[row + 1] as usize) } else { (0, 0) };
         (a..b).map(move |e| (self.keys.row(e).unwrap_or(b""), self.values.row(e).unwrap_or(b"")))
     }
     /// The value of `key` in `row`, if present.
@@ -287,6 +302,9 @@ pub fn lex(text: &[u8], base_offset: u64, first_line: u64) -> Lexed {
         lx.line = &text[start..end];
         lx.lex_line();
     }
+    out.params.finish();
+    out.text.finish();
+    out.comment.finish();
     out
 }
 
@@ -299,7 +317,6 @@ struct LineLexer<'a, 'o> {
 }
 
 /// What the rest of the line is parsed as, once the command is known.
-#[derive(PartialEq)]
 enum Mode {
     Words,
     Text,
@@ -377,18 +394,15 @@ impl<'a> LineLexer<'a, '_> {
         if command >= 0 {
             self.out.command_valid.set(row);
         }
-        self.out.comment.close_row(row, comments > 0);
-        self.out.text.close_row(row, self.out.text.data.len() > *self.out.text.offsets.last().unwrap() as usize || mode == Mode::Text);
-        let p = &mut self.out.params;
-        if p.entries() > *p.offsets.last().unwrap() as usize {
-            p.valid.set(row);
-        }
-        p.offsets.push(p.entries() as i32);
-        if comments > 0 && !content {
-            self.out.comment_only.set(row);
-            let start = *self.out.comment.offsets.get(row).unwrap() as usize;
-            if let Some(tag) = classify(&self.out.comment.data[start..]) {
-                self.out.events.push((row as u32, Event::from_tag(tag)));
+        // Text and parameter rows were closed where their values were written.
+        if comments > 0 {
+            self.out.comment.close_row(row);
+            if !content {
+                self.out.comment_only.set(row);
+                let start = self.out.comment.offsets[row] as usize;
+                if let Some(tag) = classify(&self.out.comment.data[start..]) {
+                    self.out.events.push((row as u32, Event::from_tag(tag)));
+                }
             }
         }
     }
@@ -555,7 +569,7 @@ impl<'a> LineLexer<'a, '_> {
     }
 
     fn param(&mut self, key: &[u8], value: &[u8]) {
-        if !self.out.params.push(key, value) {
+        if !self.out.params.push(self.row, key, value) {
             self.diag("invalid-utf8", "parameter is not valid UTF-8; invalid bytes replaced".into());
         }
     }
@@ -605,6 +619,7 @@ impl<'a> LineLexer<'a, '_> {
         if !push_utf8(&mut self.out.text.data, trim(&s[i..end])) {
             self.diag("invalid-utf8", "text is not valid UTF-8; invalid bytes replaced".into());
         }
+        self.out.text.close_row(self.row);
         let comment_at = after.map_or(end, |(_, e)| e);
         if comment_at < s.len() {
             self.comment(&s[comment_at + 1..], comments);

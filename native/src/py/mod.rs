@@ -46,9 +46,11 @@ fn f64_col<'py>(py: Python<'py>, c: F64Col) -> PyResult<Bound<'py, PyAny>> {
     Ok((c.values.into_pyarray(py), bitmap(py, c.valid), nulls).into_pyobject(py)?.into_any())
 }
 
+/// (rows, offsets, data, validity, null count); offsets None when no row has a value (all zero).
 fn str_col<'py>(py: Python<'py>, c: StrCol) -> PyResult<Bound<'py, PyAny>> {
     let nulls = c.valid.null_count();
-    Ok((c.offsets.into_pyarray(py), c.data.into_pyarray(py), bitmap(py, c.valid), nulls).into_pyobject(py)?.into_any())
+    let offsets = (!c.is_all_null()).then(|| c.offsets.into_pyarray(py));
+    Ok((c.valid.len, offsets, c.data.into_pyarray(py), bitmap(py, c.valid), nulls).into_pyobject(py)?.into_any())
 }
 
 fn id_col<'py>(py: Python<'py>, values: Vec<i32>, valid: Bitmap) -> PyResult<Bound<'py, PyAny>> {
@@ -84,7 +86,7 @@ fn batch_dict<'py>(py: Python<'py>, b: Batch) -> PyResult<Bound<'py, PyDict>> {
     d.set_item(
         "params",
         (
-            p.offsets.into_pyarray(py),
+            (!p.offsets.is_empty()).then(|| p.offsets.into_pyarray(py)),
             str_col(py, p.keys)?,
             str_col(py, p.values)?,
             bitmap(py, p.valid),
