@@ -412,6 +412,47 @@ def timeline_annotate(
     )
 
 
+@app.command("simulate")
+def simulate_cmd(
+    sources: Annotated[
+        list[str] | None,
+        typer.Argument(help="G-code files, folders or glob patterns (default: threedpai's procedural sample prints)."),
+    ] = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Archive folder (run-NNNNN/ each).")] = Path("runs"),
+    runs: Annotated[int, typer.Option("-n", "--runs", min=0, help="Number of runs.")] = 10,
+    seed: Annotated[int, typer.Option(help="Same seed, same archive (whatever --workers).")] = 0,
+    rate: Annotated[float, typer.Option(min=1.0, max=10_000.0, help="Sensor rows per second.")] = 50.0,
+    faults: Annotated[str, typer.Option(help="Fault types to inject: all, none, or a comma list.")] = "all",
+    clean_share: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of clean runs.")] = 0.2,
+    frames: Annotated[bool, typer.Option(help="A top-view frame per layer (frames/).")] = True,
+    audio: Annotated[bool, typer.Option(help="Stepper sound (audio.wav).")] = False,
+    motion: Annotated[bool, typer.Option(help="Prunt-style motion.csv at 10 kHz (large).")] = False,
+    glitches: Annotated[bool, typer.Option(help="Logger glitches in sensors.csv: duplicates, disorder, gap.")] = False,
+    shuffle: Annotated[bool, typer.Option(help="Pick sources at random (seeded) instead of in turn.")] = False,
+    workers: Annotated[int, typer.Option(help="Worker processes (0: every core).")] = 0,
+    printer: PrinterOption = None,
+) -> None:
+    """Generate labelled printer runs (sensors, frames, audio, faults) from G-code (docs/simulate.md)."""
+    from threedpai import simulate as sim
+    from threedpai.simulate.report import parse_faults, summary_table
+
+    try:
+        kinds = parse_faults(faults)
+        options = sim.Options(rate_hz=rate, frames=frames, audio=audio, motion=motion, glitches=glitches,
+                              printer=str(printer) if printer else None)  # fmt: skip
+        started = time.perf_counter()
+        with _progress() as progress:
+            task = progress.add_task("simulating", total=runs)
+            results = sim.simulate(
+                sources, runs, output, seed=seed, faults=kinds, clean_share=clean_share, options=options,
+                workers=workers or None, shuffle=shuffle, progress=lambda _: progress.advance(task),
+            )  # fmt: skip
+    except (ValueError, OSError) as e:
+        console.print(f"[red]error:[/red] {escape(str(e))}")
+        raise typer.Exit(1) from None
+    console.print(summary_table(results, time.perf_counter() - started))
+
+
 @app.command("ingest")
 def ingest_runs(
     archive: Annotated[
