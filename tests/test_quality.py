@@ -16,7 +16,8 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 def test_stubs_match_the_extensions() -> None:
     allow = ROOT / "tests" / "stubtest-allowlist.txt"
     modules = ["threedpai._native", "threedpai._align", "threedpai._align_channels"]
-    result = run("mypy.stubtest", *modules, "--allowlist", str(allow))
+    # Unused entries are fine: whether Cython adds its doctest registry depends on its version.
+    result = run("mypy.stubtest", *modules, "--allowlist", str(allow), "--ignore-unused-allowlist")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
