@@ -473,6 +473,39 @@ def ingest_runs(
     console.print(report_table(report))
 
 
+@app.command("align")
+def align_cmd(
+    source: Annotated[
+        Path, typer.Argument(help="An ingested dataset, or runs to ingest first (give -o).", exists=True)
+    ],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Dataset to ingest SOURCE into when it is not one.")
+    ] = None,
+    rate: Annotated[float, typer.Option(min=0.001, max=1000.0, help="Rows per second of the uniform table.")] = 10.0,
+    run: Annotated[list[str] | None, typer.Option("--run", help="Only this run id (repeatable).")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes (0: every core).")] = 0,
+) -> None:
+    """Put each run's modalities on the timeline's clock: per-move, per-layer and uniform tables (docs/align.md)."""
+    from threedpai.aligned import align_dataset, report_table
+    from threedpai.engine import executor
+
+    dataset = source
+    if not (source / "raw" / "runs").is_dir():
+        if output is None:
+            raise typer.BadParameter("SOURCE is not an ingested dataset: give -o DATASET to ingest it into")
+        from threedpai.ingest import ingest
+        from threedpai.ingest import report_table as ingest_table
+
+        console.print(ingest_table(ingest(source, output, workers=workers or None, progress=True)))
+        dataset = output
+    started = time.perf_counter()
+    with executor("local", workers or None) as pool:
+        report = align_dataset(dataset, rate_hz=rate, run_ids=run, executor=pool, progress=True)
+    console.print(report_table(report, time.perf_counter() - started))
+    if report.counts()["failed"]:
+        raise typer.Exit(1)
+
+
 @app.command("features")
 def features_cmd(
     dataset: Annotated[

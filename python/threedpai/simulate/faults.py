@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from threedpai.kinematics import Kinematics
 from threedpai.runs import FaultType
-from threedpai.simulate.kinematics import Kinematics
 
 # Faults that end the print badly at any severity, and those that do from this severity on.
 ALWAYS_FAILED = {FaultType.CLOG_FULL, FaultType.LAYER_SHIFT, FaultType.ADHESION_LOSS}

@@ -14,9 +14,9 @@ import numpy as np
 import pyarrow.csv as pcsv
 
 from threedpai import __version__, timeline
+from threedpai.kinematics import Kinematics
 from threedpai.runs import AUDIO, FRAMES, METADATA, MOTION, PRINTER_CFG, SENSORS, Fault, FaultType, Printer, RunMetadata
 from threedpai.simulate.faults import FaultModel, plan_fault
-from threedpai.simulate.kinematics import Kinematics
 from threedpai.simulate.media import render_frames, write_audio, write_motion
 from threedpai.simulate.scenario import Scenario, build
 from threedpai.simulate.sensors import add_glitches, sensor_table

@@ -15,9 +15,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from threedpai import gcode
+from threedpai.kinematics import Kinematics, MotionState
 from threedpai.runs import SensorClock
 from threedpai.simulate.faults import FaultModel
-from threedpai.simulate.kinematics import Kinematics, MotionState
 from threedpai.simulate.thermal import (
     BED,
     HOTEND,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 
 from threedpai.timeline import PlannedTimeline
 
@@ -28,8 +29,10 @@ class MotionState:
 
 
 class Kinematics:
-    def __init__(self, timeline: PlannedTimeline) -> None:
-        t = timeline.table
+    """Built from a planned timeline, or from its moves table as ingest stores it (raw/moves)."""
+
+    def __init__(self, timeline: PlannedTimeline | pa.Table) -> None:
+        t = timeline.table if isinstance(timeline, PlannedTimeline) else timeline
         col = {name: t.column(name).to_numpy() for name in ("t_start", "accel_t", "cruise_t", "decel_t")}
         self.t_start = col["t_start"]
         self.accel_t, self.cruise_t, self.decel_t = col["accel_t"], col["cruise_t"], col["decel_t"]
@@ -54,8 +57,14 @@ class Kinematics:
         last_known = np.maximum.accumulate(np.where(known, np.arange(len(layer)), -1)) if len(layer) else layer
         self.layer = np.where(last_known >= 0, np.nan_to_num(layer)[np.maximum(last_known, 0)], 0).astype(np.int64)
         kinds = t.column("kind").combine_chunks()
-        self.kind = np.asarray(kinds.dictionary.to_pylist(), dtype=object)[kinds.indices.to_numpy()]
-        self.total = float(timeline.summary["total_time_s"])
+        if pa.types.is_dictionary(kinds.type):
+            self.kind = np.asarray(kinds.dictionary.to_pylist(), dtype=object)[kinds.indices.to_numpy()]
+        else:
+            self.kind = np.asarray(kinds.to_pylist(), dtype=object)
+        if isinstance(timeline, PlannedTimeline):
+            self.total = float(timeline.summary["total_time_s"])
+        else:
+            self.total = float(self.t_end.max()) if len(self.t_end) else 0.0
 
     @property
     def moves(self) -> int:
