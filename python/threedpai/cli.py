@@ -538,6 +538,44 @@ def features_cmd(
         console.print(f"{name}: {table.num_rows:,} rows x {table.num_columns} columns -> {escape(str(path))}")
 
 
+pipeline_app = typer.Typer(
+    help="The end-to-end ETL: simulate, ingest, align, features, dataset version, report.", no_args_is_help=True
+)
+app.add_typer(pipeline_app, name="pipeline")
+
+
+@pipeline_app.command("run")
+def pipeline_run(
+    config: Annotated[Path, typer.Argument(help="A pipeline TOML (see examples/pipeline.toml).", exists=True)],
+    engine: Annotated[
+        str | None, typer.Option(help="Override [engine] kind: local (process pool) or dask (a cluster).")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Override [engine] workers.")] = None,
+    quiet: Annotated[bool, typer.Option(help="No log lines, only the summary.")] = False,
+) -> None:
+    """Run every stage of CONFIG; resumable: a re-run finishes what an interrupted one left."""
+    from threedpai import pipeline
+
+    try:
+        cfg = pipeline.load(config)
+        if engine is not None or workers is not None:
+            cfg = cfg.model_copy(update={"engine": pipeline.EngineConfig.model_validate(
+                cfg.engine.model_dump() | {k: v for k, v in {"kind": engine, "workers": workers}.items() if v}
+            )})  # fmt: skip
+        echo = None if quiet else (lambda line: console.print(f"[dim]{escape(line)}[/dim]"))
+        report = pipeline.run(cfg, progress=True, echo=echo)
+    except (ValueError, OSError) as e:
+        console.print(f"[red]error:[/red] {escape(str(e))}")
+        raise typer.Exit(1) from None
+    t = Table("stage", "seconds", "counts", title=f"pipeline -> {escape(str(cfg.dataset))}")
+    for st in report.stages:
+        t.add_row(st.name, f"{st.seconds:.1f}", escape(", ".join(f"{k}={v}" for k, v in st.counts.items())))
+    console.print(t)
+    for q in report.quarantined:
+        console.print(f"[yellow]quarantined {escape(q['key'])}[/yellow]: {escape(str(q['reasons'])[:200])}")
+    console.print(f"version {report.version}; report {escape(str(report.report_dir))}/report.md")
+
+
 dataset_app = typer.Typer(help="Versioned datasets: immutable snapshots stored with DVC.", no_args_is_help=True)
 app.add_typer(dataset_app, name="dataset")
 DatasetArg = Annotated[Path, typer.Argument(help="A dataset directory.", exists=True, file_okay=False)]

@@ -80,7 +80,9 @@ def run(
     unknown = set(values) - set(DEFAULTS)
     if unknown:
         raise FeatureError(f"unknown feature parameters: {', '.join(sorted(unknown))}")
-    con = duckdb.connect()
+    # One thread: parallel float sums add in a varying order, and a dataset version must not
+    # change with it (measured: last-digit differences in means between runs).
+    con = duckdb.connect(config={"threads": 1})
     for view, (phase, table) in INPUTS.items():
         con.register(view, _table(root, phase, table))
     out = {}
