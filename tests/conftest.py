@@ -1,7 +1,9 @@
-"""Shared fixtures: the real G-code corpus in ../shared (skipped with a message when absent)."""
+"""Shared fixtures: the real G-code corpus in ../shared (skipped with a message when absent), a local Dask cluster."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from concurrent.futures import Executor
 from pathlib import Path
 
 import pytest
@@ -28,3 +30,13 @@ def corpus_files() -> list[Path]:
 
 def needs_corpus() -> pytest.MarkDecorator:
     return pytest.mark.skipif(not CORPUS.exists(), reason=f"needs the real G-code corpus at {CORPUS}")
+
+
+@pytest.fixture(scope="session")
+def dask_executor() -> Iterator[Executor]:
+    """The executor of a local Dask cluster (two worker processes), started once; skipped without distributed."""
+    distributed = pytest.importorskip("distributed")
+    # ":0": a free port for the scheduler's HTTP server (None still takes 8787, and a second cluster warns)
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
+    with cluster, distributed.Client(cluster) as client:
+        yield client.get_executor()

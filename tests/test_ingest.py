@@ -4,9 +4,11 @@ with a precise reason, repairs are logged, and an interrupted ingest resumes to 
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import io
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -15,6 +17,7 @@ import tarfile
 import wave
 import zipfile
 import zlib
+from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -93,8 +96,9 @@ def make_run(folder: Path, run_id: str, layers: int = 3, **meta: Any) -> Path:
 
 
 def rows_of(folder: Path) -> tuple[list[str], list[list[str]]]:
-    lines = (folder / "sensors.csv").read_text().splitlines()
-    return lines[0].split(","), [line.split(",") for line in lines[1:]]
+    with open(folder / "sensors.csv", newline="") as f:  # a csv reader: simulated runs quote their header
+        header, *rows = csv.reader(f)
+    return header, rows
 
 
 def log_of(dataset: Path) -> list[dict[str, Any]]:
@@ -104,6 +108,23 @@ def log_of(dataset: Path) -> list[dict[str, Any]]:
 def latest(dataset: Path) -> dict[str, dict[str, Any]]:
     """The last log entry of each key."""
     return {e["key"]: e for e in log_of(dataset)}
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def assert_quarantined(dataset: Path, key: str, code: str, where: dict[str, Any], files: dict[str, bytes]) -> None:
+    """``key`` is in the quarantine with reason ``code`` pointing at ``where`` (file, line, column, field),
+    and its run folder (``files``, a snapshot) was copied there untouched."""
+    entry = latest(dataset)[key]
+    assert entry["status"] == "quarantined", key
+    matching = [r for r in entry["reasons"] if r["code"] == code]
+    assert matching, (key, entry["reasons"])
+    assert matching[0].items() >= where.items(), (key, matching[0])
+    kept = dataset / "quarantine" / key
+    assert json.loads((kept / "reason.json").read_text())["reasons"] == entry["reasons"]
+    assert snapshot(kept / "run") == files
 
 
 def test_good_run_lands_with_every_table(tmp_path: Path) -> None:
@@ -216,23 +237,13 @@ def test_every_corruption_is_quarantined_with_its_reason(tmp_path: Path) -> None
         make_run(src / f"good-{i}", f"good-{i}")
     for name, (corrupt, _, _) in CORRUPTIONS.items():
         corrupt(make_run(src / f"bad-{name}", f"bad-{name}"))
-    originals = {p.relative_to(src): p.read_bytes() for p in src.rglob("*") if p.is_file()}
+    originals = {name: snapshot(src / f"bad-{name}") for name in CORRUPTIONS}
     ds = tmp_path / "ds"
     report = ingest(src, ds, workers=2)
     assert report.counts == {"ok": 3, "quarantined": len(CORRUPTIONS)}
     log = latest(ds)
     for name, (_, code, where) in CORRUPTIONS.items():
-        entry = log[f"bad-{name}"]
-        assert entry["status"] == "quarantined", name
-        matching = [r for r in entry["reasons"] if r["code"] == code]
-        assert matching, (name, entry["reasons"])
-        assert matching[0].items() >= where.items(), (name, matching[0])
-        reason = json.loads((ds / "quarantine" / f"bad-{name}" / "reason.json").read_text())
-        assert reason["reasons"] == entry["reasons"]
-        copied = ds / "quarantine" / f"bad-{name}" / "run"
-        for rel, data in originals.items():  # the quarantine holds the run untouched
-            if rel.parts[0] == f"bad-{name}":
-                assert (copied / Path(*rel.parts[1:])).read_bytes() == data
+        assert_quarantined(ds, f"bad-{name}", code, where, originals[name])
     runs = duckdb.sql(f"select run_id from read_parquet('{ds}/raw/runs/*/*.parquet', hive_partitioning=true)")
     assert sorted(r[0] for r in runs.fetchall()) == ["good-0", "good-1", "good-2"]
     summary = pq.read_table(ds / "_ingest" / "summary.parquet").to_pylist()
@@ -462,6 +473,35 @@ def test_an_interrupted_ingest_resumes_to_the_same_dataset(tmp_path: Path) -> No
     again = ingest(src, ds, workers=2)
     assert again.counts == {"skipped": total}
     assert _file_hashes(ds) == _file_hashes(tmp_path / "whole")
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """The mixed input and the file hashes of its dataset ingested in this process (workers=1)."""
+    src = tmp_path_factory.mktemp("mixed") / "in"
+    _mixed_input(src)
+    ds = tmp_path_factory.mktemp("mixed-ds") / "ds"
+    assert ingest(src, ds, workers=1).counts == {"ok": 8, "repaired": 1, "quarantined": 2}
+    return src, _file_hashes(ds)
+
+
+def test_a_process_pool_given_ingests_the_same_dataset(tmp_path: Path, mixed: tuple[Path, dict[str, str]]) -> None:
+    src, expected = mixed
+    # spawn: the workers start bare, so only what pickles reaches them
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        report = ingest(src, tmp_path / "ds", executor=pool)
+        assert report.counts == {"ok": 8, "repaired": 1, "quarantined": 2}
+        assert ingest(src, tmp_path / "ds", executor=pool).counts == {"skipped": 11}  # the pool stays ours
+    assert _file_hashes(tmp_path / "ds") == expected
+
+
+def test_a_dask_cluster_ingests_the_same_dataset(
+    tmp_path: Path, mixed: tuple[Path, dict[str, str]], dask_executor: Executor
+) -> None:
+    src, expected = mixed
+    report = ingest(src, tmp_path / "ds", executor=dask_executor)
+    assert report.counts == {"ok": 8, "repaired": 1, "quarantined": 2}
+    assert _file_hashes(tmp_path / "ds") == expected
 
 
 def test_a_changed_run_replaces_its_earlier_version(tmp_path: Path) -> None:

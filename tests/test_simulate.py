@@ -4,18 +4,25 @@ physical signature; deterministic for a seed whatever the worker count."""
 from __future__ import annotations
 
 import json
+import multiprocessing
+import shutil
 import wave
+from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
 import pytest
 from conftest import corpus_file
+from test_ingest import CORRUPTIONS, _edit_meta, _set_cell, assert_quarantined, latest, snapshot
 from threedpai import timeline
 from threedpai.cli import app
+from threedpai.ingest import ingest
+from threedpai.kinematics import Kinematics
 from threedpai.runs import SENSOR_RANGES, Fault, FaultType, RunMetadata, sensor_convert_options
 from threedpai.simulate import Options, fault_schedule, sample_gcode, simulate, simulate_run
-from threedpai.simulate.kinematics import Kinematics
 from typer.testing import CliRunner
 
 RATE = 50.0
@@ -295,3 +302,138 @@ def test_corpus_file_with_audio_and_motion(tmp_path: Path) -> None:
         assert w.getframerate() == 2000 and w.getsampwidth() == 2 and w.getnchannels() == 1
         assert w.getnframes() / 2000 == pytest.approx(end, abs=0.01)
     assert run.meta.audio_start_s == pytest.approx(run.meta.sensor_clock.offset_s)  # type: ignore[union-attr]
+
+
+SMALL = Options(rate_hz=5, frame_px=32)  # small and quick, frames included: whole folders are compared
+
+
+@pytest.fixture(scope="module")
+def small(source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three runs made one after the other: what every other way of making them must equal, byte for byte."""
+    out = tmp_path_factory.mktemp("small")
+    simulate([source], 3, out, seed=4, options=SMALL, workers=1)
+    return out
+
+
+def test_resume_finishes_an_interrupted_archive(small: Path, source: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(small, out)
+    for name in ("run-00001", "run-00002"):
+        shutil.rmtree(out / name)
+    leftover = out / ".run-00002.x7q1k2.tmp"  # what simulate_run leaves when it is killed mid-write
+    leftover.mkdir()
+    (leftover / "sensors.csv").write_text("t\n0.0\n")
+    with pytest.raises(FileExistsError, match="run-00000 exists"):
+        simulate([source], 3, out, seed=4, options=SMALL, workers=1)
+    seen: list[str] = []
+    results = simulate([source], 3, out, seed=4, options=SMALL, workers=1, resume=True,
+                       progress=lambda r: seen.append(r.path.name))  # fmt: skip
+    assert sorted(seen) == ["run-00000", "run-00001", "run-00002"]
+    assert [r.seconds == 0 for r in results] == [True, False, False]
+    assert not leftover.exists()
+    assert snapshot(out) == snapshot(small)
+    again = simulate([source], 3, out, seed=4, options=SMALL, workers=1, resume=True)
+    assert [r.seconds for r in again] == [0.0, 0.0, 0.0]
+    for kept, made in zip(again, results, strict=True):  # rebuilt from metadata.json as it was reported
+        assert (kept.path, kept.fault, kept.outcome, kept.bytes_in, kept.bytes_out) == (
+            made.path, made.fault, made.outcome, made.bytes_in, made.bytes_out,
+        )  # fmt: skip
+    # Folders of another archive are not taken for runs of this one.
+    with pytest.raises(FileExistsError, match="another seed"):
+        simulate([source], 3, out, seed=5, options=SMALL, workers=1, resume=True)
+
+
+def test_an_executor_given_makes_the_same_archive(small: Path, source: Path, tmp_path: Path) -> None:
+    # spawn: the workers start bare, so only what pickles reaches them
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        results = simulate([source], 3, tmp_path / "out", seed=4, options=SMALL, workers=1, executor=pool)
+    assert [r.path.name for r in results] == ["run-00000", "run-00001", "run-00002"]
+    assert snapshot(tmp_path / "out") == snapshot(small)
+
+
+def test_a_dask_cluster_makes_the_same_archive(
+    small: Path, source: Path, tmp_path: Path, dask_executor: Executor
+) -> None:
+    simulate([source], 3, tmp_path / "out", seed=4, options=SMALL, executor=dask_executor)
+    assert snapshot(tmp_path / "out") == snapshot(small)
+
+
+# Runs with the optional members and the logger glitches, beside the archive (run id -> fault, options).
+EXTRAS = {
+    "media-0": (None, Options(rate_hz=20, frame_px=32, audio=True, audio_rate_hz=1000, motion=True, motion_rate_hz=50)),
+    "media-1": (FaultType.CLOG_FULL, Options(rate_hz=20, frames=False, glitches=True)),
+    "media-2": (FaultType.LAYER_SHIFT, Options(rate_hz=20, frame_px=32, audio=True, audio_rate_hz=1000,
+                                               motion=True, motion_rate_hz=50, glitches=True)),
+}  # fmt: skip
+# Corruptions of simulated runs (of test_ingest.CORRUPTIONS, and NaN in t) -> the run they spoil.
+SPOILED = {
+    "missing-sensors": "clean",
+    "bad-json": "clog_full",
+    "text-in-number": "thermal_runaway",
+    "truncated-gcode": "filament_runout",
+    "nan-t": "layer_shift",
+}
+NAN_T = (lambda f: _set_cell(f, 20, "t", "NaN"), "sensors.nan", {"file": "sensors.csv", "line": 20, "column": "t"})
+
+
+def test_a_simulated_archive_ingests_and_its_corrupted_copies_are_quarantined(
+    archive: dict[str, Run], source: Path, tmp_path: Path
+) -> None:
+    src = tmp_path / "in"
+    shutil.copytree(archive["clean"].path.parent, src / "archive")
+    for k, (run_id, (fault, options)) in enumerate(EXTRAS.items()):
+        simulate_run(source, src / "extra", run_id=run_id, fault=fault, seed=40 + k, options=options)
+    spoiled = {}
+    for name, victim in SPOILED.items():
+        copy = src / "bad" / name
+        shutil.copytree(archive[victim].path, copy)
+        _edit_meta(copy, run_id=f"bad-{name}")  # a run id of its own: not a duplicate of the original
+        corrupt, code, where = NAN_T if name == "nan-t" else CORRUPTIONS[name]
+        corrupt(copy)
+        spoiled[f"bad/{name}"] = (code, where, snapshot(copy))
+    ds = tmp_path / "ds"
+    report = ingest(src, ds, workers=2)
+    good = {f"archive/{r.path.name}": r.path for r in archive.values()}
+    good |= {f"extra/{run_id}": src / "extra" / run_id for run_id in EXTRAS}
+    expected = {key: "ok" for key in good} | {f"extra/{k}": "repaired" for k, (_, o) in EXTRAS.items() if o.glitches}
+    log = latest(ds)
+    assert {k: e["status"] for k, e in log.items() if k in good} == expected, {
+        k: e["reasons"] for k, e in log.items() if k in good and e["status"] == "quarantined"
+    }
+    assert report.counts == {"ok": N + 1, "repaired": 2, "quarantined": len(SPOILED)}
+    for key, folder in good.items():
+        _same_as_the_run(ds, folder, log[key])
+    for key, (code, where, files) in spoiled.items():
+        assert_quarantined(ds, key, code, where, files)
+
+
+def _same_as_the_run(ds: Path, folder: Path, entry: dict[str, Any]) -> None:
+    """The ingested tables hold what the run folder holds: labels, sensor rows, G-code lines, members."""
+    meta = RunMetadata.model_validate_json((folder / "metadata.json").read_text())
+
+    def table(name: str) -> list[dict[str, Any]]:
+        return pq.read_table(ds / "raw" / name / f"run_id={meta.run_id}" / "part-0.parquet").to_pylist()
+
+    labels = [{k: v for k, v in row.items() if k != "fault"} for row in table("labels")]
+    assert labels == [f.model_dump(mode="json") | {"details": json.dumps(f.details, sort_keys=True)}
+                      for f in meta.faults]  # fmt: skip
+    t = pcsv.read_csv(folder / "sensors.csv", convert_options=sensor_convert_options()).column("t").to_pylist()
+    ingested = [row["t"] for row in table("sensors")]
+    assert ingested == sorted(set(t))  # duplicates dropped, disorder sorted: the glitches repaired
+    if "glitches" in meta.notes:
+        assert len(t) - len(ingested) == len(meta.notes["glitches"]["duplicates"])
+        codes = [r["code"] for r in entry["reasons"]]
+        assert {"sensors.out_of_order", "sensors.duplicate_time", "sensors.gap"} <= set(codes), codes
+    else:
+        assert len(ingested) == len(t)
+    assert len(table("gcode")) == len((folder / "print.gcode").read_bytes().splitlines())
+    if (folder / "frames").exists():
+        frames = [f"frames/{p.name}" for p in sorted((folder / "frames").iterdir())]
+        assert [row["file"] for row in table("frames")] == frames
+    if (folder / "motion.csv").exists():
+        assert len(table("motion")) == len((folder / "motion.csv").read_text().splitlines())
+    if (folder / "audio.wav").exists():
+        with wave.open(str(folder / "audio.wav")) as w:
+            assert table("audio")[0]["frames"] == w.getnframes()
+    run = table("runs")[0]
+    assert (run["outcome"], run["fault_types"]) == (meta.outcome, [f.type.value for f in meta.faults])

@@ -36,7 +36,7 @@ def executor(kind: Kind = "local", workers: int | None = None, address: str | No
                 yield client.get_executor()
         else:
             with (
-                LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as c,
+                LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0") as c,
                 Client(c) as client,
             ):
                 yield client.get_executor()

@@ -5,9 +5,10 @@
 
 Run folders are found loose, nested or inside archives (:mod:`.discover`), each is checked
 (:mod:`.checks`), parsed and planned with the Rust core, and written per run, all or nothing
-(:mod:`.write`), on a local process pool. Every run gets a line in ``_ingest/log.jsonl``; broken
-runs are copied untouched to ``quarantine/`` with their reasons. Re-running skips runs already
-ingested (same content hash) and finishes the rest. The layout is described in docs/ingest.md.
+(:mod:`.write`), on a local process pool or an executor given (a Dask one too). Every run gets a
+line in ``_ingest/log.jsonl``; broken runs are copied untouched to ``quarantine/`` with their
+reasons. Re-running skips runs already ingested (same content hash) and finishes the rest. The
+layout is described in docs/ingest.md.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import shutil
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -161,13 +162,17 @@ def ingest(
     limits: Limits | None = None,
     keep_media: bool = True,
     progress: bool = False,
+    executor: Executor | None = None,
     _kill_after: int | None = None,
 ) -> IngestReport:
     """Ingests every run under ``source`` (a folder or a .tar/.tar.gz/.zip archive) into ``dataset``.
 
     ``workers``: processes (default: every core; 1 runs in this process). ``keep_media``: copy
-    frames and audio to ``media/<run_id>/``. ``_kill_after``: a test hook that kills this process
-    (SIGKILL, no clean-up) after that many runs are done, to test resuming.
+    frames and audio to ``media/<run_id>/``. ``executor``: process the runs there instead of on a
+    pool of our own (e.g. a Dask ``client.get_executor()``; its workers must see ``source`` and
+    ``dataset``, archives are unpacked under ``dataset/_ingest/tmp``); the caller shuts it down.
+    ``_kill_after``: a test hook that kills this process (SIGKILL, no clean-up) after that many
+    runs are done, to test resuming.
     """
     source, dataset = Path(source), Path(dataset)
     workers = max(1, workers or os.cpu_count() or 1)
@@ -201,18 +206,34 @@ def ingest(
                 record(Result(u.key, "quarantined", None, reasons, u.content_hash, u.path.stat().st_size))
             for key in found.skipped_archives:
                 record(Result(key, "skipped", note="unsafe archive already in the quarantine"))
-            if workers == 1 or len(tasks) <= 1:
-                for task in tasks:
-                    record(process(task))
-            else:
-                with _pool(min(workers, len(tasks))) as pool:
-                    for future in as_completed([pool.submit(process, t) for t in tasks]):
-                        record(future.result())
+            _run_tasks(tasks, workers, executor, record)
         write_summary(dataset)
         for scratch in (meta / "staging", meta / "tmp"):
             shutil.rmtree(scratch, ignore_errors=True)
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _run_tasks(tasks: list[Task], workers: int, executor: Executor | None, record: Callable[[Result], None]) -> None:
+    if executor is not None:
+        _submit_all(executor, tasks, record)
+    elif workers == 1 or len(tasks) <= 1:
+        for task in tasks:
+            record(process(task))
+    else:
+        with _pool(min(workers, len(tasks))) as pool:
+            _submit_all(pool, tasks, record)
+
+
+def _submit_all(pool: Executor, tasks: list[Task], record: Callable[[Result], None]) -> None:
+    futures = [pool.submit(process, t) for t in tasks]
+    try:
+        for future in as_completed(futures):
+            record(future.result())
+    except BaseException:
+        for future in futures:  # an executor we do not own goes on running them otherwise
+            future.cancel()
+        raise
 
 
 def _as_log(r: Result) -> dict[str, Any]:

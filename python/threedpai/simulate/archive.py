@@ -1,18 +1,19 @@
-"""Many runs at once: sources, the fault schedule, seeds and a process pool."""
+"""Many runs at once: sources, the fault schedule, seeds, a process pool (or any executor) and resuming."""
 
 from __future__ import annotations
 
 import glob
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from threedpai.runs import FaultType
+from threedpai.runs import METADATA, FaultType, RunMetadata
 from threedpai.simulate.run import Options, PathLike, RunResult, simulate_run
 from threedpai.simulate.sample import sample_gcode
 
@@ -81,12 +82,20 @@ def simulate(
     workers: int | None = None,
     shuffle: bool = False,
     progress: Callable[[RunResult], None] | None = None,
+    executor: Executor | None = None,
+    resume: bool = False,
 ) -> list[RunResult]:
     """Simulates ``n`` runs into ``out/run-NNNNN``. ``sources``: G-code files, folders or globs
     (None or empty: threedpai's procedural sample prints); runs take them in turn, or at random
     with ``shuffle``. ``faults``: the types to inject (default: all), ``clean_share`` of the runs
     stay clean. Run ``i`` gets child ``i`` of ``SeedSequence(seed)``, so the archive is the same
-    whatever ``workers`` (default: every core). ``progress`` is called as each run is done."""
+    whatever ``workers`` (default: every core). ``progress`` is called as each run is done.
+
+    ``executor``: run the jobs there (e.g. a Dask ``client.get_executor()``, whose workers must see
+    ``sources`` and ``out``) instead of on a process pool of our own; ``workers`` then only bounds
+    the jobs in flight (two per worker). ``resume``: keep the run folders that exist (a folder
+    appears whole, by a rename, so it is complete), remove the temporary folders a killed run left
+    and simulate the rest; without it an existing run folder is an error."""
     if n < 0:
         raise ValueError("n must be >= 0")
     opts = options or Options()
@@ -94,9 +103,12 @@ def simulate(
     kinds = list(FaultType) if faults is None else list(faults)
     width = max(5, len(str(n - 1)))
     ids = [f"run-{i:0{width}d}" for i in range(n)]
-    clash = [i for i in ids if (out / i).exists()]
-    if clash:
-        raise FileExistsError(f"{out / clash[0]} exists ({len(clash)} of the runs): choose another output folder")
+    existing = {i for i, run_id in enumerate(ids) if (out / run_id).exists()}
+    if existing and not resume:
+        first = ids[min(existing)]
+        raise FileExistsError(f"{out / first} exists ({len(existing)} of the runs): choose another output folder")
+    if resume:
+        _remove_leftovers(out)
     with tempfile.TemporaryDirectory(prefix="threedpai-samples-") as samples:
         files = find_sources(sources or [])
         if not files:
@@ -111,35 +123,91 @@ def simulate(
         jobs = [
             _Job(i, files[int(pick[i]) if shuffle else i % len(files)], ids[i], plan[i], children[i]) for i in range(n)
         ]
-        return _execute(jobs, out, opts, workers or os.cpu_count() or 1, progress)
+        results = {j.index: _resumed(j, out) for j in jobs if j.index in existing}
+        if progress:
+            for kept in results.values():
+                progress(kept)
+        todo = [j for j in jobs if j.index not in existing]
+        results |= _execute(todo, out, opts, workers or os.cpu_count() or 1, progress, executor)
+        return [results[j.index] for j in jobs]
+
+
+def _remove_leftovers(out: Path) -> None:
+    """The temporary folders of runs that a killed simulation did not finish (simulate_run's ``.<run_id>.*.tmp``)."""
+    for tmp in out.glob(".run-*.tmp") if out.is_dir() else []:
+        if tmp.is_dir():
+            shutil.rmtree(tmp)
+
+
+def _resumed(job: _Job, out: Path) -> RunResult:
+    """The result of a run folder an earlier call wrote, rebuilt from its metadata. It must be the
+    run this job would make: a folder from another seed, source or schedule would mix two archives."""
+    path = out / job.run_id
+    meta = RunMetadata.model_validate_json((path / METADATA).read_text())
+    fault = meta.faults[0].type if meta.faults else None
+    made = (meta.seed, meta.notes.get("spawn_key"), meta.notes.get("source_gcode"), fault)
+    if made != (job.seed.entropy, list(job.seed.spawn_key), job.source.name, job.fault):
+        raise FileExistsError(
+            f"{path} was simulated from another seed, source or fault schedule: it cannot be resumed here"
+        )
+    size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return RunResult(path, fault, meta.outcome, (path / meta.gcode).stat().st_size, size, 0.0, 0.0, 0.0)
 
 
 def _execute(
-    jobs: list[_Job], out: Path, options: Options, workers: int, progress: Callable[[RunResult], None] | None
-) -> list[RunResult]:
+    jobs: list[_Job],
+    out: Path,
+    options: Options,
+    workers: int,
+    progress: Callable[[RunResult], None] | None,
+    executor: Executor | None,
+) -> dict[int, RunResult]:
     results: dict[int, RunResult] = {}
-    if workers <= 1 or len(jobs) <= 1:
+
+    def finish(index: int, result: RunResult) -> None:
+        results[index] = result
+        if progress:
+            progress(result)
+
+    if executor is not None:
+        _drain(executor, jobs, out, options, 2 * workers, finish)
+    elif workers <= 1 or len(jobs) <= 1:
         for job in jobs:
-            results[job.index] = _run(job, out, options)
-            if progress:
-                progress(results[job.index])
-        return [results[j.index] for j in jobs]
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-        pending: dict[Future[RunResult], int] = {}
-        queue = iter(jobs)
-        # Keep the pool busy without submitting every job up front (a large archive is many jobs).
-        for job in queue:
+            finish(job.index, _run(job, out, options))
+    else:
+        with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+            _drain(pool, jobs, out, options, 2 * workers, finish)
+    return results
+
+
+def _drain(
+    pool: Executor,
+    jobs: list[_Job],
+    out: Path,
+    options: Options,
+    in_flight: int,
+    finish: Callable[[int, RunResult], None],
+) -> None:
+    """Runs the jobs on ``pool`` with at most ``in_flight`` submitted at a time: the pool stays busy
+    without holding every job of a large archive. Only top-level functions and plain data are
+    submitted, so any executor that pickles its calls (processes, Dask) can run them."""
+    pending: dict[Future[RunResult], int] = {}
+    queue = iter(jobs)
+
+    def submit_next() -> None:
+        job = next(queue, None)
+        if job is not None:
             pending[pool.submit(_run, job, out, options)] = job.index
-            if len(pending) >= 2 * workers:
-                break
+
+    for _ in range(max(1, in_flight)):
+        submit_next()
+    try:
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
-                index = pending.pop(future)
-                results[index] = future.result()
-                if progress:
-                    progress(results[index])
-                nxt = next(queue, None)
-                if nxt is not None:
-                    pending[pool.submit(_run, nxt, out, options)] = nxt.index
-    return [results[j.index] for j in jobs]
+                finish(pending.pop(future), future.result())
+                submit_next()
+    except BaseException:
+        for future in pending:  # an executor we do not own goes on running them otherwise
+            future.cancel()
+        raise
