@@ -212,13 +212,19 @@ cdef Py_ssize_t _dedup(const real[::1] t, long long[::1] order, bint keep_last) 
 @cython.boundscheck(False)
 @cython.wraparound(False)
 cdef Py_ssize_t _count_descents(const real[::1] t, Py_ssize_t* n_nan, Py_ssize_t* n_dup) noexcept nogil:
+    # Compared with the last non-NaN time: a NaN between 1 and 0 must not hide the descent.
     cdef Py_ssize_t i, d = 0, nan = 0, dup = 0, n = t.shape[0]
+    cdef bint seen = False
+    cdef real last = 0
     for i in range(n):
         if t[i] != t[i]:
             nan += 1
-        elif i > 0:
-            d += t[i] < t[i - 1]
-            dup += t[i] == t[i - 1]
+            continue
+        if seen:
+            d += t[i] < last
+            dup += t[i] == last
+        last = t[i]
+        seen = True
     n_nan[0] = nan
     n_dup[0] = dup
     return d
