@@ -284,6 +284,10 @@ def test_cli(tmp_path: Path, source: Path) -> None:
     assert faults[0][0]["type"] == "fan_failure" and faults[1] == []
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 1 and "exists" in again.output
+    before = (out / "run-00001" / "sensors.csv").read_bytes()
+    resumed = CliRunner().invoke(app, [*args, "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert (out / "run-00001" / "sensors.csv").read_bytes() == before
     bad = CliRunner().invoke(app, ["simulate", "-n", "1", "-o", str(tmp_path / "x"), "--faults", "clog"])
     assert bad.exit_code == 1 and "unknown fault" in bad.output
 

@@ -429,6 +429,7 @@ def simulate_cmd(
     motion: Annotated[bool, typer.Option(help="Prunt-style motion.csv at 10 kHz (large).")] = False,
     glitches: Annotated[bool, typer.Option(help="Logger glitches in sensors.csv: duplicates, disorder, gap.")] = False,
     shuffle: Annotated[bool, typer.Option(help="Pick sources at random (seeded) instead of in turn.")] = False,
+    resume: Annotated[bool, typer.Option(help="Keep runs already in OUTPUT (same seed) and make the rest.")] = False,
     workers: Annotated[int, typer.Option(help="Worker processes (0: every core).")] = 0,
     printer: PrinterOption = None,
 ) -> None:
@@ -445,7 +446,7 @@ def simulate_cmd(
             task = progress.add_task("simulating", total=runs)
             results = sim.simulate(
                 sources, runs, output, seed=seed, faults=kinds, clean_share=clean_share, options=options,
-                workers=workers or None, shuffle=shuffle, progress=lambda _: progress.advance(task),
+                workers=workers or None, shuffle=shuffle, resume=resume, progress=lambda _: progress.advance(task),
             )  # fmt: skip
     except (ValueError, OSError) as e:
         console.print(f"[red]error:[/red] {escape(str(e))}")
