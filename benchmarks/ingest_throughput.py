@@ -113,7 +113,7 @@ def main() -> int:
     print(f"single process, {args.profile_runs} runs, {busy:.2f} s:")
     print(f"  Rust parser + planner {prof['rust'] / busy:6.1%}")
     print(f"  Arrow C++ CSV + Parquet {prof['arrow'] / busy:6.1%}")
-    print(f"  hashing (blake2b + reads) {prof['hash'] / busy:6.1%}")
+    print(f"  hashing (SHA-256 + reads) {prof['hash'] / busy:6.1%}")
     print(f"  outside the kernels   {(busy - kernels) / busy:6.1%}")
     return 0
 

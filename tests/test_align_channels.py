@@ -179,3 +179,18 @@ def test_aggregate_rejects_bad_input() -> None:
         align.aggregate(t, t, [0.0, 1.0], [2.0])
     with pytest.raises(ValueError, match="differ in length"):
         align.aggregate(t, [t, t[:3]], [0.0], [1.0])
+
+
+@pytest.mark.parametrize("stats", [("count", "mean", "std"), ("max", "slope")])
+def test_threads_share_the_intervals_without_changing_the_result(monkeypatch: pytest.MonkeyPatch, stats) -> None:
+    monkeypatch.setattr(align, "PARALLEL_INTERVALS", 8)  # so a small input is split
+    rng = np.random.default_rng(3)
+    t = np.sort(rng.uniform(0, 100, 5000))
+    v = rng.normal(size=(5000, 3))
+    v[rng.integers(0, 5000, 50), 1] = np.nan
+    starts = np.sort(rng.uniform(0, 100, 997))
+    ends = starts + 0.5
+    one = align.aggregate(t, v, starts, ends, stats=stats, threads=1)
+    three = align.aggregate(t, v, starts, ends, stats=stats, threads=3)
+    for name in stats:
+        np.testing.assert_array_equal(one[name], three[name])

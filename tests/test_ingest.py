@@ -550,3 +550,16 @@ def test_cli_ingests_motion_and_audio(tmp_path: Path) -> None:
     assert (ds / "media" / "m1" / "audio.wav").read_bytes() == (run / "audio.wav").read_bytes()
     codes = [r["code"] for r in latest(ds)["m1"]["reasons"]]
     assert codes == ["motion.other_lines"]
+
+
+def test_motion_reads_the_same_with_and_without_other_lines(tmp_path: Path) -> None:
+    from threedpai.ingest.checks import read_motion
+
+    rows = [f"DATA OUTPUT,{k * 0.5},{-k},{0.2},{k / 3}" for k in range(50)]
+    plain, mixed = tmp_path / "plain.csv", tmp_path / "mixed.csv"
+    plain.write_text("\n".join(rows))  # no final newline
+    mixed.write_text("\n".join(rows[:20] + ["STEPPER 1,2"] + rows[20:]) + "\n")
+    a, reasons_a = read_motion(plain, 100.0)
+    b, reasons_b = read_motion(mixed, 100.0)
+    assert a is not None and b is not None and a.equals(b) and a.num_rows == 50
+    assert reasons_a == [] and [r.code for r in reasons_b] == ["motion.other_lines"]

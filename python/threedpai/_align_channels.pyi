@@ -10,6 +10,8 @@ def range_stats(
     lo: npt.NDArray[np.int64],
     hi: npt.NDArray[np.int64],
     stats: tuple[str, ...],
+    out: npt.NDArray[np.float64] | None = None,
+    count: npt.NDArray[np.int64] | None = None,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]: ...
 def interpolate(
     columns: list[npt.NDArray[np.floating]],

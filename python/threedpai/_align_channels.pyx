@@ -87,8 +87,8 @@ cdef inline void _reduce(
 @cython.wraparound(False)
 cdef void _range_stats(
     const real[:] probe, const char** ptr, const Py_ssize_t* stride, Py_ssize_t nc, const clock[::1] t,
-    const long long[::1] lo, const long long[::1] hi, const int* slot, double[:, :, ::1] out,
-    long long[:, ::1] count
+    const long long[::1] lo, const long long[::1] hi, const int* slot, double[:, :, :] out,
+    long long[:, :] count
 ) noexcept nogil:
     cdef Py_ssize_t k, c, s
     cdef double r[N_STATS]
@@ -104,22 +104,32 @@ cdef void _range_stats(
                     out[slot[s], c, k] = r[s]
 
 
-def range_stats(list columns, const real[:] probe, const clock[::1] t, const long long[::1] lo, const long long[::1] hi, tuple stats):
+def range_stats(
+    list columns, const real[:] probe, const clock[::1] t, const long long[::1] lo, const long long[::1] hi,
+    tuple stats, out=None, count=None
+):
     """``(values, count)``: ``values[i, c, k]`` is ``stats[i]`` (not "count") of channel ``c`` over
     samples ``lo[k]:hi[k]`` with NaN skipped; ``count[c, k]`` the non-NaN samples (shape (0, 0)
     when "count" is not asked). ``probe`` is ``columns[0]`` (it picks the dtype); ``t`` is the
-    sample clock, read only for "slope". Ranges must lie within the columns."""
+    sample clock, read only for "slope". Ranges must lie within the columns. ``out`` and ``count``
+    may be given (views of larger arrays, so threads can fill slices of one result)."""
     cdef Py_ssize_t nc = len(columns), n_int = lo.shape[0], c
     cdef int slot[N_STATS]
     planes = [s for s in stats if s != "count"]
     for c in range(N_STATS):
         slot[c] = planes.index(STATS[c]) if STATS[c] in planes else -1
     slot[0] = 0 if "count" in stats else -1
-    out = np.empty((len(planes), nc, n_int), dtype=np.float64)
     want = slot[0] == 0
-    count = np.empty((nc if want else 0, n_int if want else 0), dtype=np.int64)
-    cdef double[:, :, ::1] out_v = out
-    cdef long long[:, ::1] count_v = count
+    if out is None:
+        out = np.empty((len(planes), nc, n_int), dtype=np.float64)
+    if count is None:
+        count = np.empty((nc if want else 0, n_int if want else 0), dtype=np.int64)
+    cdef double[:, :, :] out_v = out
+    cdef long long[:, :] count_v = count
+    if out_v.shape[0] != len(planes) or out_v.shape[1] != nc or out_v.shape[2] != n_int:
+        raise ValueError("out has the wrong shape")
+    if want and (count_v.shape[0] != nc or count_v.shape[1] != n_int):
+        raise ValueError("count has the wrong shape")
     cdef const char** ptr = <const char**> malloc(max(nc, 1) * sizeof(char*))
     cdef Py_ssize_t* stride = <Py_ssize_t*> malloc(max(nc, 1) * sizeof(Py_ssize_t))
     try:

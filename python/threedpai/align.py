@@ -15,7 +15,9 @@ long as all are float32 or all float64. Assumptions and accuracy: docs/align.md.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -211,15 +213,25 @@ def bounds(t: Any, starts: Any, ends: Any) -> tuple[IntArray, IntArray]:
     return _align.interval_bounds(tc, s, e)
 
 
+PARALLEL_INTERVALS = 1 << 16  # fewer intervals than this are not worth a second thread
+
+
 def aggregate(
-    t: Any, values: Any, starts: Any, ends: Any, stats: Sequence[str] = ("count", "mean", "min", "max", "std")
+    t: Any,
+    values: Any,
+    starts: Any,
+    ends: Any,
+    stats: Sequence[str] = ("count", "mean", "min", "max", "std"),
+    *,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Statistics of each channel over each interval ``[starts[k], ends[k])`` (see ``bounds``), in
     one pass: ``count`` (non-NaN samples), ``mean``, ``min``, ``max``, ``std`` (n - 1 in the
     denominator, as pandas, polars and DuckDB), ``first``, ``last``, ``rms``, ``slope`` (least
     squares, value per second). NaN samples are skipped; a statistic with too few samples is NaN.
     Results are keyed by statistic (``"mean"``) or, for named channels, ``"<name>_<stat>"``; each
-    is a 1-D array per interval (2-D ``[n_intervals, n_channels]`` for unnamed channels)."""
+    is a 1-D array per interval (2-D ``[n_intervals, n_channels]`` for unnamed channels).
+    ``threads`` (default: every core) share the intervals; the kernel runs without the GIL."""
     unknown = [s for s in stats if s not in STATS]
     if unknown or len(set(stats)) != len(stats):
         raise ValueError(f"stats must be distinct names among {', '.join(STATS)}; got {list(stats)}")
@@ -227,12 +239,35 @@ def aggregate(
     ch = _Channels.of(values)
     ch.check(tc)
     lo, hi = _align.interval_bounds(tc, s, e)
-    planes, count = _align_channels.range_stats(ch.columns, ch.columns[0], tc, lo, hi, tuple(stats))
+    planes, count = _range_stats(ch.columns, tc, lo, hi, tuple(stats), threads)
     by_stat = iter(planes)
     result = {name: count if name == "count" else next(by_stat) for name in stats}
     if ch.names is None:
         return {name: ch.give_back(rows) for name, rows in result.items()}
     return {f"{c}_{name}": rows[i] for name, rows in result.items() for i, c in enumerate(ch.names)}
+
+
+def _range_stats(
+    columns: list[Any], t: FloatArray, lo: IntArray, hi: IntArray, stats: tuple[str, ...], threads: int | None
+) -> tuple[Any, Any]:
+    """The kernel over slices of the intervals, one per thread, into one result."""
+    n = len(lo)
+    threads = min(threads or os.cpu_count() or 1, max(n // PARALLEL_INTERVALS, 1))
+    if threads <= 1:
+        return _align_channels.range_stats(columns, columns[0], t, lo, hi, stats)
+    planes = sum(s != "count" for s in stats)
+    out = np.empty((planes, len(columns), n))
+    count = np.empty((len(columns), n) if "count" in stats else (0, 0), dtype=np.int64)
+    cuts = np.linspace(0, n, threads + 1).astype(np.int64)
+
+    def part(a: int, b: int) -> None:
+        c = count[:, a:b] if "count" in stats else count
+        _align_channels.range_stats(columns, columns[0], t, lo[a:b], hi[a:b], stats, out[:, :, a:b], c)
+
+    with ThreadPoolExecutor(threads) as pool:
+        for f in [pool.submit(part, int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]:
+            f.result()
+    return out, count
 
 
 def map_to_intervals(times: Any, starts: Any, ends: Any) -> IntArray:

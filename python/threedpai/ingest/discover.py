@@ -77,11 +77,12 @@ def is_run_folder(names: set[str]) -> bool:
 
 
 def file_hash(path: Path) -> str:
-    h = hashlib.blake2b(digest_size=20)
+    """SHA-256, 160 bits kept (as the run content hash)."""
+    h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK):
             h.update(chunk)
-    return h.hexdigest()
+    return h.hexdigest()[:40]
 
 
 def _run_id_hint(folder: Path) -> str | None:

@@ -40,9 +40,18 @@ def staging(dataset: Path, name: str) -> Path:
 def write_table(table: pa.Table, path: Path) -> None:
     # Dictionary pages only where values repeat (labels, text): for float columns they cost time and
     # bytes (measured: a 2.6 M-row motion table 40% faster and 25% smaller without).
+    # Floats byte-stream split: measured on a motion table 2x faster to write and 40% smaller
+    # (the exponent bytes of nearby values compress together); pyarrow, DuckDB and polars read it.
     categorical = [f.name for f in table.schema if pa.types.is_dictionary(f.type) or pa.types.is_string(f.type)]
+    floats = [f.name for f in table.schema if pa.types.is_floating(f.type)]
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table.replace_schema_metadata(None), path, compression=COMPRESSION, use_dictionary=categorical)
+    pq.write_table(
+        table.replace_schema_metadata(None),
+        path,
+        compression=COMPRESSION,
+        use_dictionary=categorical,
+        use_byte_stream_split=floats or False,
+    )
 
 
 def _replace(src: Path, dest: Path) -> None:
