@@ -1,6 +1,6 @@
 """Ingest throughput: runs/min and input MB/s (total and per core) for ``threedpai ingest`` on an
 archive of simulated runs, where the time goes per stage, and how much of it is spent outside the
-compiled kernels (the Rust parser and planner, Arrow's C++ CSV reader and Parquet writer, hashing).
+compiled kernels (the Rust parser, planner and CSV reader, Arrow's C++ CSV reader and Parquet writer, hashing).
 
     python benchmarks/ingest_throughput.py [--runs 200] [--work /tmp/threedpai-ingest-bench] [--tar]
 
@@ -60,7 +60,7 @@ def size_of(folder: Path) -> int:
 
 def profile(source: Path, work: Path, count: int) -> dict[str, float]:
     """One process, kernels wrapped: seconds per stage and in Rust / Arrow C++."""
-    for name in ("parse_bytes", "parse_file", "plan_file"):
+    for name in ("parse_bytes", "parse_file", "plan_file", "numeric_csv"):
         setattr(_native, name, _timed("rust", getattr(_native, name)))
     checks.pcsv.read_csv = _timed("arrow", pyarrow.csv.read_csv)  # type: ignore[attr-defined]
     write.pq.write_table = _timed("arrow", pyarrow.parquet.write_table)  # type: ignore[attr-defined]
@@ -111,7 +111,7 @@ def main() -> int:
     busy = sum(prof[k] for k in ("discover", "hash", "checks", "parse", "timeline", "write"))
     kernels = prof["rust"] + prof["arrow"] + prof["hash"]
     print(f"single process, {args.profile_runs} runs, {busy:.2f} s:")
-    print(f"  Rust parser + planner {prof['rust'] / busy:6.1%}")
+    print(f"  Rust parser, planner, CSV {prof['rust'] / busy:6.1%}")
     print(f"  Arrow C++ CSV + Parquet {prof['arrow'] / busy:6.1%}")
     print(f"  hashing (SHA-256 + reads) {prof['hash'] / busy:6.1%}")
     print(f"  outside the kernels   {(busy - kernels) / busy:6.1%}")

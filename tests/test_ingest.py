@@ -25,6 +25,8 @@ import duckdb
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from threedpai import timeline
 from threedpai.cli import app
 from threedpai.ingest import Limits, ingest
@@ -563,3 +565,43 @@ def test_motion_reads_the_same_with_and_without_other_lines(tmp_path: Path) -> N
     b, reasons_b = read_motion(mixed, 100.0)
     assert a is not None and b is not None and a.equals(b) and a.num_rows == 50
     assert reasons_a == [] and [r.code for r in reasons_b] == ["motion.other_lines"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(
+        st.tuples(
+            st.floats(-1e6, 1e6, allow_nan=False),
+            st.floats(allow_nan=False, allow_infinity=False, width=64),
+            st.integers(0, 1),
+            st.integers(-5, 400),
+        ),
+        min_size=0,
+        max_size=40,
+    ),
+    crlf=st.booleans(),
+)
+def test_the_fast_csv_path_reads_what_arrow_reads(values: list, crlf: bool) -> None:
+    """Sensors and motion logs read by the Rust fast path equal Arrow's reading of them."""
+    import tempfile
+    from unittest import mock
+
+    from threedpai.ingest import checks
+
+    end = "\r\n" if crlf else "\n"
+    header = "t,hotend_temp,hotend_target,bed_temp,bed_target,filament_present,layer,extra"
+    rows = [f"{i * 0.02!r},{a!r},210,{b!r},60,{f},{layer},{a!r}" for i, (a, b, f, layer) in enumerate(values)]
+    motion = [f"DATA OUTPUT,{a!r},{b!r},{f},{layer}" for a, b, f, layer in values]
+    with tempfile.TemporaryDirectory() as tmp:
+        sensors, stream = Path(tmp) / "sensors.csv", Path(tmp) / "motion.csv"
+        sensors.write_text(end.join([header, *rows]) + end, newline="")
+        stream.write_text(end.join(motion) + (end if motion else ""), newline="")
+        assert checks._native.numeric_csv(sensors, 1, 8) is not None  # the fast path takes these files
+        fast = checks.read_sensors(sensors), checks.read_motion(stream, 100.0) if motion else None
+        with mock.patch.object(checks._native, "numeric_csv", return_value=None):
+            slow = checks.read_sensors(sensors), checks.read_motion(stream, 100.0) if motion else None
+    (ft, fr), (st_, sr) = fast[0], slow[0]
+    assert fr == sr and ft is not None and st_ is not None and ft.equals(st_) and ft.schema.equals(st_.schema, True)
+    if motion:
+        assert fast[1] is not None and slow[1] is not None
+        assert fast[1][0] is not None and fast[1][0].equals(slow[1][0]) and fast[1][1] == slow[1][1]

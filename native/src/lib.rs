@@ -1,6 +1,7 @@
 //! threedpai's Python-free core. Plain Rust in, plain Rust out: `gcode` (lexing and parsing
 //! text G-code into Arrow-layout columns), `bgcode` (Prusa binary G-code), `slicer` (what
-//! slicers write in comments). The optional `python` feature adds the thin PyO3 layer in `py`.
+//! slicers write in comments), `plan` (the motion planner), `csv` (numeric CSV logs). The
+//! optional `python` feature adds the thin PyO3 layer in `py`.
 
 // mimalloc keeps freed pages for reuse: parsing file after file then writes its columns into
 // memory that is already mapped, instead of page-faulting ~100 MB in per 30 MB of G-code
@@ -9,6 +10,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod bgcode;
+pub mod csv;
 pub mod gcode;
 pub mod plan;
 pub mod slicer;

@@ -3,7 +3,10 @@
 import os
 from typing import Any, BinaryIO, final
 
-__all__ = ["GcodeStream", "WORD_COLUMNS", "__version__", "parse_bytes", "parse_file", "plan_file"]
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["GcodeStream", "WORD_COLUMNS", "__version__", "numeric_csv", "parse_bytes", "parse_file", "plan_file"]
 
 __version__: str
 WORD_COLUMNS: list[str]
@@ -14,6 +17,9 @@ def parse_file(
 def parse_bytes(
     data: bytes, name: str = "<bytes>", threads: int = 0, chunk_bytes: int = ..., max_diagnostics: int = 10000
 ) -> dict[str, Any]: ...
+def numeric_csv(
+    path: str | os.PathLike[str], skip_lines: int, ncols: int, prefix: bytes | None = None
+) -> list[npt.NDArray[np.float64]] | None: ...
 def plan_file(
     path: str | os.PathLike[str],
     printer_cfg: str,

@@ -380,11 +380,29 @@ fn plan_file<'py>(
 }
 
 /// Line format facts the Python layer shares with the core.
+/// The columns of a numeric CSV log (`crate::csv::numeric_columns`) as float64 arrays, or None
+/// when the file is not plain numbers (the caller then reads it with a general reader).
+#[pyfunction]
+#[pyo3(signature = (path, skip_lines, ncols, prefix=None))]
+fn numeric_csv<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    skip_lines: usize,
+    ncols: usize,
+    prefix: Option<Vec<u8>>,
+) -> PyResult<Option<Vec<Bound<'py, PyArray1<f64>>>>> {
+    let prefix = prefix.unwrap_or_default();
+    let cols = py.detach(|| std::fs::read(&path).map(|data| crate::csv::numeric_columns(&data, skip_lines, ncols, &prefix)));
+    let cols = cols.map_err(|e| PyOSError::new_err(format!("{}: {e}", path.display())))?;
+    Ok(cols.map(|cs| cs.into_iter().map(|c| c.into_pyarray(py)).collect()))
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_file, m)?)?;
     m.add_function(wrap_pyfunction!(parse_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(plan_file, m)?)?;
+    m.add_function(wrap_pyfunction!(numeric_csv, m)?)?;
     m.add_class::<PyStream>()?;
     m.add("WORD_COLUMNS", WORD_COLUMNS.iter().map(|c| (*c as char).to_string()).collect::<Vec<_>>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 from pydantic import ValidationError
 
-from threedpai import runs
+from threedpai import _native, runs
 from threedpai.ingest.reasons import Reason
 from threedpai.runs import RunMetadata
 
@@ -131,19 +131,39 @@ def read_sensors(path: Path) -> tuple[pa.Table | None, list[Reason]]:
             )
     if reasons:
         return None, reasons
-    bad = _BadRows()
-    try:
-        table = pcsv.read_csv(
-            path,
-            read_options=pcsv.ReadOptions(use_threads=False, block_size=CSV_BLOCK),
-            parse_options=pcsv.ParseOptions(invalid_row_handler=bad),
-            convert_options=runs.sensor_convert_options(),
-        )
-    except pa.ArrowInvalid as e:
-        return None, [_conversion_error(e, path, file, names, True)]
-    if bad.count:
-        return None, [_malformed(file, bad)]
+    table = _plain_sensors(path, names)
+    if table is None:  # not plain numbers: Arrow's reader, which names the problem
+        bad = _BadRows()
+        try:
+            table = pcsv.read_csv(
+                path,
+                read_options=pcsv.ReadOptions(use_threads=False, block_size=CSV_BLOCK),
+                parse_options=pcsv.ParseOptions(invalid_row_handler=bad),
+                convert_options=runs.sensor_convert_options(),
+            )
+        except pa.ArrowInvalid as e:
+            return None, [_conversion_error(e, path, file, names, True)]
+        if bad.count:
+            return None, [_malformed(file, bad)]
     return _typed(table, path, names)
+
+
+def _plain_sensors(path: Path, names: list[str]) -> pa.Table | None:
+    """The Rust fast path (3-4x Arrow's reader here) for a log of plain numbers, typed as the
+    schema says; None for anything else, which the general reader then reads or explains."""
+    cols = _native.numeric_csv(path, 1, len(names))
+    if cols is None:
+        return None
+    arrays = []
+    for name, col in zip(names, cols, strict=True):
+        kind = _SCHEMA_TYPES[name].type if name in _SCHEMA_TYPES else pa.float64()
+        if pa.types.is_integer(kind):
+            info = np.iinfo(kind.to_pandas_dtype())
+            if not (np.all(col == np.floor(col)) and (len(col) == 0 or info.min <= col.min() <= col.max() <= info.max)):
+                return None
+            col = col.astype(kind.to_pandas_dtype())
+        arrays.append(pa.array(col, kind))
+    return pa.Table.from_arrays(arrays, names=names)
 
 
 def _malformed(file: str, bad: _BadRows) -> Reason:
@@ -345,11 +365,15 @@ def _isnan(x: np.ndarray) -> np.ndarray:
 
 
 MOTION_NAMES = ["tag", "x", "y", "z", "e"]
+MOTION_TAG = b"DATA OUTPUT,"
 
 
 def read_motion(path: Path, rate_hz: float) -> tuple[pa.Table | None, list[Reason]]:
     """motion.csv (Prunt's stream): `DATA OUTPUT,x,y,z,e` lines; line k is at k / rate_hz on the timeline."""
     file = runs.MOTION
+    plain = _native.numeric_csv(path, 0, len(MOTION_NAMES) - 1, MOTION_TAG)
+    if plain is not None:  # every line a DATA OUTPUT line of plain numbers: the Rust fast path
+        return _with_clock(pa.Table.from_arrays([pa.array(c) for c in plain], names=MOTION_NAMES[1:]), rate_hz), []
     bad = _BadRows()
     types = {"tag": pa.string()} | {n: pa.float64() for n in MOTION_NAMES[1:]}
     try:
@@ -379,8 +403,13 @@ def read_motion(path: Path, rate_hz: float) -> tuple[pa.Table | None, list[Reaso
         if _missing_mask(table.column(name)).any():
             line = int(np.argmax(_missing_mask(table.column(name)))) + 1
             return None, [Reason("motion.nan", f"NaN or empty value in {name!r}", file=file, line=line, column=name)]
+    return _with_clock(table, rate_hz), reasons
+
+
+def _with_clock(table: pa.Table, rate_hz: float) -> pa.Table:
+    """Line k of the stream is at k / rate_hz on the timeline."""
     t = pa.array(np.arange(table.num_rows, dtype=np.float64) / rate_hz)
-    return table.add_column(0, pa.field("t", pa.float64(), nullable=False), t), reasons
+    return table.add_column(0, pa.field("t", pa.float64(), nullable=False), t)
 
 
 _FRAME = re.compile(r"^(\d{9})\.(png|jpg|jpeg)$", re.IGNORECASE)
