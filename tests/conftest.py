@@ -28,6 +28,13 @@ def corpus_files() -> list[Path]:
     return sorted(p for p in CORPUS.glob("*/*") if p.suffix in {".gcode", ".bgcode", ".test"})
 
 
+def run_part(root: Path, phase: str, table: str, run_id: str) -> Path:
+    """A run's partition folder in a dataset, whatever its scenario (``table/scenario=…/run_id=…``)."""
+    found = sorted((root / phase / table).glob(f"scenario=*/run_id={run_id}"))
+    assert len(found) <= 1, found
+    return found[0] if found else root / phase / table / "scenario=?" / f"run_id={run_id}"
+
+
 def needs_corpus() -> pytest.MarkDecorator:
     return pytest.mark.skipif(not CORPUS.exists(), reason=f"needs the real G-code corpus at {CORPUS}")
 

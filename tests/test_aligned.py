@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from conftest import run_part
 from threedpai import aligned, features
 from threedpai.cli import app
 from threedpai.ingest import ingest
@@ -23,7 +24,7 @@ FAULTS = [FaultType.CLOG_PARTIAL, FaultType.LAYER_SHIFT, FaultType.THERMAL_RUNAW
 
 
 def table(root: Path, phase: str, name: str, run_id: str) -> dict[str, np.ndarray]:
-    t = pq.read_table(root / phase / name / f"run_id={run_id}" / "part-0.parquet")
+    t = pq.read_table(run_part(root, phase, name, run_id) / "part-0.parquet")
     return {c: t.column(c).to_numpy(zero_copy_only=False) for c in t.column_names}
 
 
@@ -81,7 +82,7 @@ def test_uniform_table_carries_plan_and_sensors(dataset: Path) -> None:
     run_id = aligned.ingested_runs(dataset)[0]
     u = table(dataset, "aligned", "uniform", run_id)
     assert np.allclose(np.diff(u["t"]), 0.1)
-    moves = pq.read_table(dataset / "raw" / "moves" / f"run_id={run_id}" / "part-0.parquet")
+    moves = pq.read_table(run_part(dataset, "raw", "moves", run_id) / "part-0.parquet")
     kin = Kinematics(moves)
     assert np.array_equal(u["e_cmd"], kin.state(u["t"]).filament)
     printing = ~np.isnan(u["layer"].astype(float))
@@ -160,7 +161,7 @@ def test_a_run_without_position_falls_back_to_the_known_clock(dataset: Path, tmp
     copy = tmp_path / "ds"
     shutil.copytree(dataset, copy)
     run_id = aligned.ingested_runs(copy)[0]
-    path = copy / "raw" / "sensors" / f"run_id={run_id}" / "part-0.parquet"
+    path = run_part(copy, "raw", "sensors", run_id) / "part-0.parquet"
     pq.write_table(pq.read_table(path).drop_columns(["x", "y"]), path)
     tables = aligned.align_run(copy, run_id)
     clock = tables["clock"].to_pylist()[0]
@@ -172,13 +173,13 @@ def test_a_broken_run_is_reported_not_dropped(dataset: Path, tmp_path: Path) -> 
     copy = tmp_path / "ds"
     shutil.copytree(dataset, copy)
     run_id = aligned.ingested_runs(copy)[1]
-    shutil.rmtree(copy / "raw" / "moves" / f"run_id={run_id}")
+    shutil.rmtree(run_part(copy, "raw", "moves", run_id))
     (copy / "_align" / "done" / f"{run_id}.json").unlink()
     report = aligned.align_dataset(copy)
     failed = [r for r in report.runs if r.status == "failed"]
     assert [r.run_id for r in failed] == [run_id] and "moves" in (failed[0].reason or "")
     assert json.loads((copy / "_align" / "failed" / f"{run_id}.json").read_text())["run_id"] == run_id
-    assert (copy / "aligned" / "layers" / f"run_id={run_id}").is_dir()  # the earlier version stays
+    assert run_part(copy, "aligned", "layers", run_id).is_dir()  # the earlier version stays
 
 
 def test_cli_aligns_a_run_folder(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ import duckdb
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from conftest import run_part
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from threedpai import timeline
@@ -138,16 +139,16 @@ def test_good_run_lands_with_every_table(tmp_path: Path) -> None:
     assert report.counts == {"ok": 1}, report.results
     ds = tmp_path / "ds"
     for table in ("runs", "labels", "gcode", "moves", "sensors", "frames"):
-        assert (ds / "raw" / table / "run_id=run-a" / "part-0.parquet").is_file(), table
+        assert (run_part(ds, "raw", table, "run-a") / "part-0.parquet").is_file(), table
     con = duckdb.connect()
     got = con.sql(
-        f"select run_id, layer_count, gcode_layers, status from read_parquet('{ds}/raw/runs/*/*.parquet', "
+        f"select run_id, layer_count, gcode_layers, status from read_parquet('{ds}/raw/runs/*/*/*.parquet', "
         "hive_partitioning=true)"
     ).fetchall()
     assert got == [("run-a", 3, 3, "ok")]
-    n = con.sql(f"select count(*) from read_parquet('{ds}/raw/sensors/*/*.parquet', hive_partitioning=true)")
+    n = con.sql(f"select count(*) from read_parquet('{ds}/raw/sensors/*/*/*.parquet', hive_partitioning=true)")
     assert n.fetchall() == [(len(rows_of(run)[1]),)]
-    frames = pq.read_table(ds / "raw" / "frames" / "run_id=run-a" / "part-0.parquet").to_pylist()
+    frames = pq.read_table(run_part(ds, "raw", "frames", "run-a") / "part-0.parquet").to_pylist()
     assert frames == [{"t": 1.5, "file": "frames/000001500.png", "bytes": 28, "layer": None}]
     assert (ds / "media" / "run-a" / "frames" / "000001500.png").is_file()
 
@@ -246,7 +247,7 @@ def test_every_corruption_is_quarantined_with_its_reason(tmp_path: Path) -> None
     log = latest(ds)
     for name, (_, code, where) in CORRUPTIONS.items():
         assert_quarantined(ds, f"bad-{name}", code, where, originals[name])
-    runs = duckdb.sql(f"select run_id from read_parquet('{ds}/raw/runs/*/*.parquet', hive_partitioning=true)")
+    runs = duckdb.sql(f"select run_id from read_parquet('{ds}/raw/runs/*/*/*.parquet', hive_partitioning=true)")
     assert sorted(r[0] for r in runs.fetchall()) == ["good-0", "good-1", "good-2"]
     summary = pq.read_table(ds / "_ingest" / "summary.parquet").to_pylist()
     assert {(s["key"], s["status"]) for s in summary} == {(k, e["status"]) for k, e in log.items()}
@@ -274,9 +275,9 @@ def test_small_time_glitches_are_repaired(tmp_path: Path, fix: Any, code: str, l
     entry = latest(ds)["run-r"]
     assert [r["code"] for r in entry["reasons"]] == [code]
     assert entry["reasons"][0]["line"] == line and entry["reasons"][0]["severity"] == "repair"
-    t = pq.read_table(ds / "raw" / "sensors" / "run_id=run-r" / "part-0.parquet").column("t").to_pylist()
+    t = pq.read_table(run_part(ds, "raw", "sensors", "run-r") / "part-0.parquet").column("t").to_pylist()
     assert t == expected
-    runs = pq.read_table(ds / "raw" / "runs" / "run_id=run-r" / "part-0.parquet").to_pylist()
+    runs = pq.read_table(run_part(ds, "raw", "runs", "run-r") / "part-0.parquet").to_pylist()
     assert runs[0]["status"] == "repaired" and code in runs[0]["reasons"]
 
 
@@ -340,21 +341,21 @@ def test_klipper_data_logger_is_a_sensor_source(tmp_path: Path, cut: int) -> Non
     entry = latest(ds)["k1"]
     assert report.counts == {"ok": 1}, entry["reasons"]
     assert [r["code"] for r in entry["reasons"]] == (["klipper_log.truncated"] if cut else [])
-    sensors = pq.read_table(ds / "raw" / "sensors" / "run_id=k1" / "part-0.parquet")
+    sensors = pq.read_table(run_part(ds, "raw", "sensors", "k1") / "part-0.parquet")
     assert sensors.column("t")[0].as_py() == 0.0 and sensors.column("t")[1].as_py() == 0.25
     assert sensors.column("hotend_temp").to_pylist()[:3] == [24.0, 201.0, 202.0]
     assert sensors.column("bed_temp").to_pylist()[:2] == [23.0, 59.0]
     assert sensors.column("filament_present").to_pylist()[0] == 1
     assert max(sensors.column("layer").to_pylist(), key=lambda v: -1 if v is None else v) == 2
-    accel = pq.read_table(ds / "raw" / "accel" / "run_id=k1" / "part-0.parquet")
+    accel = pq.read_table(run_part(ds, "raw", "accel", "k1") / "part-0.parquet")
     assert accel.column("t").to_pylist()[:2] == pytest.approx([0.15, 0.2])
     assert accel.column("accel_z").to_pylist()[:2] == [9806.0, 9807.0]
-    trapq = pq.read_table(ds / "raw" / "trapq" / "run_id=k1" / "part-0.parquet").to_pylist()
+    trapq = pq.read_table(run_part(ds, "raw", "trapq", "k1") / "part-0.parquet").to_pylist()
     assert trapq[0] | {"t": round(trapq[0]["t"], 9)} == {
         "trapq": "toolhead", "t": 0.25, "move_t": 0.2, "start_v": 0.0, "accel": 3000.0,
         "start_x": 1.0, "start_y": 0.0, "start_z": 0.2, "axis_r_x": 1.0, "axis_r_y": 0.0, "axis_r_z": 0.0,
     }  # fmt: skip
-    run = pq.read_table(ds / "raw" / "runs" / "run_id=k1" / "part-0.parquet").to_pylist()[0]
+    run = pq.read_table(run_part(ds, "raw", "runs", "k1") / "part-0.parquet").to_pylist()[0]
     assert run["has_klipper_log"] and run["source"] == "real"
 
 
@@ -515,7 +516,7 @@ def test_a_changed_run_replaces_its_earlier_version(tmp_path: Path) -> None:
     assert ingest(src, ds, workers=1).counts == {"ok": 1}
     entry = latest(ds)["run-c"]
     assert [r["code"] for r in entry["reasons"]] == ["run.replaced"]
-    rows = duckdb.sql(f"select run_id, material from read_parquet('{ds}/raw/runs/*/*.parquet', hive_partitioning=1)")
+    rows = duckdb.sql(f"select run_id, material from read_parquet('{ds}/raw/runs/*/*/*.parquet', hive_partitioning=1)")
     assert rows.fetchall() == [("run-c", "PETG")]
 
 
@@ -542,11 +543,11 @@ def test_cli_ingests_motion_and_audio(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["ingest", str(tmp_path / "in"), "-o", str(ds), "--workers", "1"])
     assert result.exit_code == 0, result.output
     assert "sensors.non_numeric (sensors.csv:5)" in result.output
-    motion = pq.read_table(ds / "raw" / "motion" / "run_id=m1" / "part-0.parquet")
+    motion = pq.read_table(run_part(ds, "raw", "motion", "m1") / "part-0.parquet")
     assert motion.column_names == ["t", "x", "y", "z", "e"]
     assert motion.column("t").to_pylist() == pytest.approx([k / 100 for k in range(8)])
     assert motion.column("x").to_pylist() == [1.0] * 5 + [1.5] * 3
-    audio = pq.read_table(ds / "raw" / "audio" / "run_id=m1" / "part-0.parquet").to_pylist()
+    audio = pq.read_table(run_part(ds, "raw", "audio", "m1") / "part-0.parquet").to_pylist()
     assert audio == [{"file": "audio.wav", "sample_rate": 8000, "channels": 1, "sample_width": 2, "frames": 4000,
                       "start_s": 0.0, "duration_s": 0.5}]  # fmt: skip
     assert (ds / "media" / "m1" / "audio.wav").read_bytes() == (run / "audio.wav").read_bytes()
@@ -605,3 +606,18 @@ def test_the_fast_csv_path_reads_what_arrow_reads(values: list, crlf: bool) -> N
     if motion:
         assert fast[1] is not None and slow[1] is not None
         assert fast[1][0] is not None and fast[1][0].equals(slow[1][0]) and fast[1][1] == slow[1][1]
+
+
+def test_runs_are_filed_by_scenario_and_move_when_their_label_changes(tmp_path: Path) -> None:
+    src, ds = tmp_path / "in", tmp_path / "ds"
+    make_run(src / "r1", "r1")
+    make_run(src / "r2", "r2", outcome="failed")
+    ingest(src, ds, workers=1)
+    assert run_part(ds, "raw", "sensors", "r1").parent.name == "scenario=clean"
+    assert run_part(ds, "raw", "sensors", "r2").parent.name == "scenario=unlabelled"
+    fault = {"type": "fan_failure", "onset_s": 1.0, "onset_layer": 0, "severity": 0.5}
+    _edit_meta(src / "r1", outcome="failed", faults=[fault])
+    ingest(src, ds, workers=1)
+    for table in ("sensors", "runs", "labels"):
+        assert run_part(ds, "raw", table, "r1").parent.name == "scenario=fan_failure", table
+    assert not list((ds / "raw").glob("*/scenario=clean/run_id=r1"))  # nothing left in the old place

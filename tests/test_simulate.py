@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
-from conftest import corpus_file
+from conftest import corpus_file, run_part
 from test_ingest import CORRUPTIONS, _edit_meta, _set_cell, assert_quarantined, latest, snapshot
 from threedpai import timeline
 from threedpai.cli import app
@@ -416,7 +416,7 @@ def _same_as_the_run(ds: Path, folder: Path, entry: dict[str, Any]) -> None:
     meta = RunMetadata.model_validate_json((folder / "metadata.json").read_text())
 
     def table(name: str) -> list[dict[str, Any]]:
-        return pq.read_table(ds / "raw" / name / f"run_id={meta.run_id}" / "part-0.parquet").to_pylist()
+        return pq.read_table(run_part(ds, "raw", name, meta.run_id) / "part-0.parquet").to_pylist()
 
     labels = [{k: v for k, v in row.items() if k != "fault"} for row in table("labels")]
     assert labels == [f.model_dump(mode="json") | {"details": json.dumps(f.details, sort_keys=True)}

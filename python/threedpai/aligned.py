@@ -3,7 +3,8 @@
 >>> report = align_dataset("dataset", rate_hz=10)     # every ingested run, resumable
 >>> tables = align_run("dataset", "run-00003")       # one run: {"clock": ..., "moves": ..., ...}
 
-For each run, from ``raw/`` (written by ``threedpai ingest``) to ``aligned/<table>/run_id=<id>/``:
+For each run, from ``raw/`` (written by ``threedpai ingest``) to
+``aligned/<table>/scenario=<s>/run_id=<id>/`` (the scenario ingest filed the run under):
 
 - ``clock``: the map from the sensor clock to the timeline's, estimated from the reported toolhead
   position against the planned one (``align.estimate_clock``), its residual, and, for simulated
@@ -38,6 +39,7 @@ import pyarrow.parquet as pq
 
 from threedpai import __version__, align
 from threedpai.errors import ThreedpaiError
+from threedpai.ingest.write import run_folders
 from threedpai.kinematics import Kinematics
 
 PathLike = str | os.PathLike[str]
@@ -100,8 +102,7 @@ class AlignReport:
 
 
 def _raw(dataset: Path, table: str, run_id: str) -> pa.Table | None:
-    folder = dataset / "raw" / table / f"run_id={run_id}"
-    files = sorted(folder.glob("*.parquet"))
+    files = [f for folder in run_folders(dataset, "raw", table, run_id) for f in sorted(folder.glob("*.parquet"))]
     return pa.concat_tables([pq.read_table(f) for f in files]) if files else None
 
 
@@ -375,8 +376,16 @@ def align_run(dataset: PathLike, run_id: str, rate_hz: float = 10.0) -> dict[str
 # -- the dataset -----------------------------------------------------------------------------------
 
 
-def _aligned(dataset: Path, table: str, run_id: str) -> Path:
-    return dataset / "aligned" / table / f"run_id={run_id}"
+def _aligned(dataset: Path, table: str, run_id: str, scenario: str) -> Path:
+    return dataset / "aligned" / table / f"scenario={scenario}" / f"run_id={run_id}"
+
+
+def _scenario(dataset: Path, run_id: str) -> str:
+    """The scenario partition ingest filed the run under."""
+    found = run_folders(dataset, "raw", "runs", run_id)
+    if not found:
+        raise AlignError(f"{dataset}: run {run_id} has no raw runs table; ingest it first")
+    return found[0].parent.name.removeprefix("scenario=")
 
 
 def _marker(dataset: Path, run_id: str) -> Path:
@@ -403,6 +412,7 @@ def _write_run(dataset: Path, run_id: str, rate_hz: float) -> RunAligned:
     shutil.rmtree(stage, ignore_errors=True)
     failed = dataset / "_align" / "failed" / f"{run_id}.json"
     try:
+        scenario = _scenario(dataset, run_id)
         tables = align_run(dataset, run_id, rate_hz)
         for name, table in tables.items():
             write_table(table, stage / name / "part-0.parquet")
@@ -413,9 +423,9 @@ def _write_run(dataset: Path, run_id: str, rate_hz: float) -> RunAligned:
         return RunAligned(run_id, "failed", f"{type(e).__name__}: {e}")
     marker.unlink(missing_ok=True)
     for name in TABLES:
-        dest = _aligned(dataset, name, run_id)
-        if dest.exists():
-            shutil.rmtree(dest)
+        for old in run_folders(dataset, "aligned", name, run_id):  # this or an earlier scenario
+            shutil.rmtree(old)
+        dest = _aligned(dataset, name, run_id, scenario)
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.rename(stage / name, dest)
     shutil.rmtree(stage, ignore_errors=True)
@@ -503,7 +513,7 @@ def report_table(report: AlignReport, seconds: float | None = None) -> Any:
 
 def _drop_stale(root: Path, keep: set[str]) -> None:
     for name in TABLES:
-        for folder in (root / "aligned" / name).glob("run_id=*"):
+        for folder in (root / "aligned" / name).glob("scenario=*/run_id=*"):
             if folder.name.removeprefix("run_id=") not in keep:
                 shutil.rmtree(folder)
     for marker in (root / "_align" / "done").glob("*.json"):

@@ -162,3 +162,11 @@ def sensor_convert_options() -> pyarrow.csv.ConvertOptions:
         strings_can_be_null=False,
         null_values=[""],
     )
+
+
+def scenario(fault_types: list[str], outcome: str) -> str:
+    """A run's scenario, the dataset's partition above ``run_id``: its first labelled fault type;
+    ``clean`` for an unlabelled run that succeeded, ``unlabelled`` for one that did not."""
+    if fault_types:
+        return fault_types[0]
+    return "clean" if outcome == "success" else "unlabelled"

@@ -154,7 +154,8 @@ def process(task: Task) -> Result:
             "reasons": result.reasons,
             "input_bytes": size,
         }
-        write.commit_run(task.dataset, row["run_id"], stage, state)
+        scenario = runs.scenario(row["fault_types"], row["outcome"])
+        write.commit_run(task.dataset, row["run_id"], scenario, stage, state | {"scenario": scenario})
         old = task.dataset / "quarantine" / task.key
         if old.exists():  # an earlier, broken version of this run
             shutil.rmtree(old)

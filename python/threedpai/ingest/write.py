@@ -1,7 +1,8 @@
 """Writing a run into the dataset, all or nothing.
 
 A run's tables (and media) are written into ``_ingest/staging/<run_id>/`` first, then each table
-folder is renamed to ``raw/<table>/run_id=<id>/`` (the ``runs`` row last), then the run's marker
+folder is renamed to ``raw/<table>/scenario=<s>/run_id=<id>/`` (the ``runs`` row last; the scenario
+is the run's fault type, see ``threedpai.runs.scenario``), then the run's marker
 ``_ingest/done/<run_id>.json`` is written. The marker is the truth: a run without one is ingested
 again, and its half-moved folders are replaced. Quarantined runs follow the same pattern into
 ``quarantine/<key>/``. Nothing written here carries a timestamp, so the same input gives the
@@ -25,8 +26,13 @@ TABLES = ("labels", "gcode", "moves", "sensors", "motion", "frames", "audio", "k
 COMPRESSION = "zstd"
 
 
-def raw(dataset: Path, table: str, run_id: str) -> Path:
-    return dataset / "raw" / table / f"run_id={run_id}"
+def raw(dataset: Path, table: str, run_id: str, scenario: str) -> Path:
+    return dataset / "raw" / table / f"scenario={scenario}" / f"run_id={run_id}"
+
+
+def run_folders(dataset: Path, phase: str, table: str, run_id: str) -> list[Path]:
+    """Where a run's table is, whatever its scenario (one folder, or none)."""
+    return sorted((dataset / phase / table).glob(f"scenario=*/run_id={run_id}"))
 
 
 def marker(dataset: Path, run_id: str) -> Path:
@@ -65,16 +71,17 @@ def dump(obj: Any) -> str:
     return json.dumps(obj, indent=1, sort_keys=True, allow_nan=False) + "\n"
 
 
-def commit_run(dataset: Path, run_id: str, stage: Path, state: dict[str, Any]) -> None:
+def commit_run(dataset: Path, run_id: str, scenario: str, stage: Path, state: dict[str, Any]) -> None:
     """Moves a staged run (``stage/<table>/part-0.parquet``, ``stage/media/``) into place."""
     done = marker(dataset, run_id)
     done.unlink(missing_ok=True)  # a changed run: invalid until its new version is complete
     for table in (*TABLES, "runs"):
-        if not (stage / table).exists() and raw(dataset, table, run_id).exists():
-            shutil.rmtree(raw(dataset, table, run_id))  # left from an earlier version of the run
+        for old in run_folders(dataset, "raw", table, run_id):
+            if old != raw(dataset, table, run_id, scenario) or not (stage / table).exists():
+                shutil.rmtree(old)  # left from an earlier version of the run (or another scenario)
     for table in (*TABLES, "runs"):  # runs last: a runs row means the run is whole
         if (stage / table).exists():
-            _replace(stage / table, raw(dataset, table, run_id))
+            _replace(stage / table, raw(dataset, table, run_id, scenario))
     media = dataset / "media" / run_id
     if (stage / "media").exists():
         _replace(stage / "media", media)
