@@ -100,7 +100,7 @@ def load(path: PathLike) -> PipelineConfig:
     base = path.resolve().parent
 
     def fix(p: Path | None) -> Path | None:
-        return None if p is None else (p if p.is_absolute() else base / p)
+        return None if p is None else (p if p.is_absolute() else (base / p).resolve())
 
     updates: dict[str, Any] = {"dataset": fix(cfg.dataset), "report": fix(cfg.report)}
     if cfg.simulate is not None:
