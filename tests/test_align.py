@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -185,3 +187,28 @@ def test_map_to_intervals_rejects_overlaps() -> None:
         align.map_to_intervals([1.0], [0.0, 1.0], [2.0, 3.0])
     with pytest.raises(ValueError, match="length"):
         align.map_to_intervals([1.0], [0.0, 1.0], [2.0])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    left=arrays(np.float64, st.integers(0, 60), elements=st.integers(0, 20).map(float)),
+    right=arrays(np.float64, st.integers(0, 30), elements=st.integers(-2, 22).map(float)),
+    direction=st.sampled_from(["backward", "forward", "nearest"]),
+    tolerance=st.sampled_from([np.inf, 0.0, 1.0, 2.5]),
+    threads=st.integers(2, 5),
+)
+def test_threads_share_the_left_clock_without_changing_the_matches(left, right, direction, tolerance, threads) -> None:
+    left, right = np.sort(left), np.sort(right)
+    with mock.patch.object(align, "PARALLEL_ROWS", 4):  # so small inputs are split
+        got = align.asof(left, right, direction, tolerance, threads=threads)
+    np.testing.assert_array_equal(got, align.asof(left, right, direction, tolerance, threads=1))
+
+
+def test_threaded_asof_still_rejects_unsorted_clocks() -> None:
+    with mock.patch.object(align, "PARALLEL_ROWS", 4):
+        left = np.arange(40.0)
+        for bad_left, bad_right in [(np.r_[left[:20], left[:20]], left), (left, np.r_[left[:20], left[:20]])]:
+            with pytest.raises(ValueError, match="sorted"):
+                align.asof(bad_left, bad_right, threads=3)
+        with pytest.raises(ValueError, match="sorted"):
+            align.asof(left, np.r_[np.nan, left], threads=3)

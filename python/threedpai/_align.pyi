@@ -2,7 +2,12 @@ import numpy as np
 import numpy.typing as npt
 
 def asof_indices(
-    left: npt.NDArray[np.floating], right: npt.NDArray[np.floating], direction: str = "backward", tolerance: float = ...
+    left: npt.NDArray[np.floating],
+    right: npt.NDArray[np.floating],
+    direction: str = "backward",
+    tolerance: float = ...,
+    out: npt.NDArray[np.int64] | None = None,
+    offset: int = 0,
 ) -> npt.NDArray[np.int64]: ...
 def interval_bounds(
     t: npt.NDArray[np.floating], starts: npt.NDArray[np.floating], ends: npt.NDArray[np.floating]

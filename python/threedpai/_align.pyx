@@ -37,13 +37,15 @@ cdef inline long long _pick(double x, double r_prev, double r_next, Py_ssize_t j
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-cdef bint _asof(const real[::1] left, const real[::1] right, int how, double tol, long long[::1] out) noexcept nogil:
+cdef bint _asof(
+    const real[::1] left, const real[::1] right, int how, double tol, long long[::1] out, Py_ssize_t offset
+) noexcept nogil:
     """Run by run over ``right``: the left values between right[j-1] and right[j] all take the same
     candidates. Each run is filled WINDOW values at a time without a data-dependent branch (values
     past the run are written too and overwritten by the next run), so the only mispredicted branch
     is the rare run longer than WINDOW. Forward runs end at the first right >= x, the others at the
     first right > x. Returns True for a bad clock (unsorted or NaN; left is checked pairwise in the
-    windows, right run by run)."""
+    windows, right run by run). ``offset`` is added to every match (``right`` a slice of a longer clock)."""
     cdef Py_ssize_t i = 0, j, q, L, n = left.shape[0], m = right.shape[0]
     cdef double x, r_prev = NAN, r_next, c_next
     cdef bint bad = n > 0 and left[0] != left[0], fwd = how == 1
@@ -59,35 +61,42 @@ cdef bint _asof(const real[::1] left, const real[::1] right, int how, double tol
                 x = left[i + q]
                 L += (x <= r_next) if fwd else (x < r_next)
                 bad |= not left[i + q + 1] >= x
-                out[i + q] = _pick(x, r_prev, c_next, j, how, tol)
+                out[i + q] = _pick(x, r_prev, c_next, j + offset, how, tol)
             i += L
             if L < WINDOW:
                 break
         if i + WINDOW >= n:
             # the tail, one value at a time
             while i < n and ((left[i] <= r_next) if fwd else (left[i] < r_next)):
-                out[i] = _pick(left[i], r_prev, c_next, j, how, tol)
+                out[i] = _pick(left[i], r_prev, c_next, j + offset, how, tol)
                 bad |= i + 1 < n and not left[i + 1] >= left[i]
                 i += 1
         r_prev = r_next
     return bad or (m > 0 and right[0] != right[0])
 
 
-def asof_indices(const real[::1] left, const real[::1] right, str direction="backward", double tolerance=np.inf):
+def asof_indices(
+    const real[::1] left, const real[::1] right, str direction="backward", double tolerance=np.inf, out=None,
+    Py_ssize_t offset=0
+):
     """For each value of sorted ``left``, the index into sorted ``right`` of its as-of match
     (``backward``: last right <= left; ``forward``: first right >= left; ``nearest``), or -1
     when there is none within ``tolerance``. Equal values in ``right`` resolve to the last one
-    for backward and nearest, the first one for forward, matching pandas ``merge_asof``."""
+    for backward and nearest, the first one for forward, matching pandas ``merge_asof``.
+    ``out`` may be given (a slice of a larger result); ``offset`` is added to every match."""
     if direction not in _DIRECTIONS:
         raise ValueError(f"direction must be backward, forward or nearest, not {direction!r}")
     if not tolerance >= 0:
         raise ValueError("tolerance must be >= 0")
-    out = np.empty(left.shape[0], dtype=np.int64)
+    if out is None:
+        out = np.empty(left.shape[0], dtype=np.int64)
     cdef long long[::1] o = out
+    if o.shape[0] != left.shape[0]:
+        raise ValueError("out must have one slot per left value")
     cdef int how = _DIRECTIONS[direction]
     cdef bint bad
     with nogil:
-        bad = _asof(left, right, how, tolerance, o)
+        bad = _asof(left, right, how, tolerance, o, offset)
     if bad:
         raise ValueError("as-of matching needs both clocks sorted ascending and free of NaN")
     return out

@@ -105,13 +105,37 @@ class _Channels:
         return rows.T if isinstance(rows, np.ndarray) else np.stack(rows, axis=1)
 
 
-def asof(left: Any, right: Any, direction: Direction = "backward", tolerance: float = np.inf) -> IntArray:
+PARALLEL_ROWS = 1 << 20  # fewer left times than this are not worth a second thread
+
+
+def asof(
+    left: Any, right: Any, direction: Direction = "backward", tolerance: float = np.inf, *, threads: int | None = None
+) -> IntArray:
     """For each time of ``left``, the index of its as-of match in ``right``, -1 for none within
     ``tolerance``: ``backward`` the last right <= left, ``forward`` the first right >= left,
     ``nearest`` the closer of the two (a tie goes backward). Among equal right times, backward and
-    nearest take the last, forward the first, as pandas ``merge_asof`` does. Both sorted."""
+    nearest take the last, forward the first, as pandas ``merge_asof`` does. Both sorted.
+    ``threads`` (default: every core) share the left times; the kernel runs without the GIL."""
     lt, rt = _clocks(left, right)
-    return _align.asof_indices(lt, rt, direction, tolerance)
+    threads = min(threads or os.cpu_count() or 1, max(len(lt) // PARALLEL_ROWS, 1))
+    if threads <= 1:
+        return _align.asof_indices(lt, rt, direction, tolerance)
+    # Threads take slices of the left clock, each with the part of the right clock it can match.
+    # The slices check their own order; the joints and the whole right clock are checked here.
+    cuts = np.linspace(0, len(lt), threads + 1).astype(np.int64)
+    if np.any(lt[cuts[1:-1]] < lt[cuts[1:-1] - 1]) or not np.all(rt[1:] >= rt[:-1]) or np.isnan(rt[:1]).any():
+        raise ValueError("as-of matching needs both clocks sorted ascending and free of NaN")
+    out = np.empty(len(lt), dtype=np.int64)
+
+    def part(a: int, b: int) -> None:
+        r0 = max(int(np.searchsorted(rt, lt[a], "left")) - 1, 0)
+        r1 = min(int(np.searchsorted(rt, lt[b - 1], "right")) + 1, len(rt))
+        _align.asof_indices(lt[a:b], rt[r0:r1], direction, tolerance, out[a:b], r0)
+
+    with ThreadPoolExecutor(threads) as pool:
+        for f in [pool.submit(part, int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]:
+            f.result()
+    return out
 
 
 @dataclass(frozen=True)
