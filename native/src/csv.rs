@@ -54,19 +54,18 @@ impl<'a> Iterator for Lines<'a> {
     }
 }
 
-/// One number at the start of `s` (up to the next comma): value and bytes used.
+/// One number at the start of `s` (up to the next comma or the end): value and bytes used.
 #[inline]
 fn field(s: &[u8]) -> Option<(f64, usize)> {
-    let end = memchr::memchr(b',', s).unwrap_or(s.len());
-    let cell = &s[..end];
-    match scan(cell) {
-        // A digit string too long for a double is infinite: not a plain number (found by fuzzing).
-        Some((v, n)) if n == cell.len() => v.is_finite().then_some((v, n)),
+    match scan(s) {
+        // The scanner stops at the first byte that is not part of a decimal: the cell must end
+        // there. A digit string too long for a double is infinite: not plain (found by fuzzing).
+        Some((v, n)) if s.get(n).is_none_or(|&b| b == b',') => v.is_finite().then_some((v, n)),
         // An exponent (`1e-05`, as writers print small values): the standard library's exact
         // parser, for the rare cell; it also rejects words such as `nan` and `inf`.
-        Some(_) if cell.iter().any(|b| *b == b'e' || *b == b'E') => {
-            let text = std::str::from_utf8(cell).ok()?;
-            let v: f64 = text.parse().ok()?;
+        Some((_, n)) if matches!(s.get(n), Some(b'e' | b'E')) => {
+            let end = memchr::memchr(b',', s).unwrap_or(s.len());
+            let v: f64 = std::str::from_utf8(&s[..end]).ok()?.parse().ok()?;
             v.is_finite().then_some((v, end))
         }
         _ => None,

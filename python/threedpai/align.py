@@ -16,7 +16,7 @@ long as all are float32 or all float64. Assumptions and accuracy: docs/align.md.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -117,12 +117,11 @@ def asof(
     nearest take the last, forward the first, as pandas ``merge_asof`` does. Both sorted.
     ``threads`` (default: every core) share the left times; the kernel runs without the GIL."""
     lt, rt = _clocks(left, right)
-    threads = min(threads or os.cpu_count() or 1, max(len(lt) // PARALLEL_ROWS, 1))
-    if threads <= 1:
+    cuts = _slices(len(lt), threads, PARALLEL_ROWS)
+    if len(cuts) <= 2:
         return _align.asof_indices(lt, rt, direction, tolerance)
     # Threads take slices of the left clock, each with the part of the right clock it can match.
     # The slices check their own order; the joints and the whole right clock are checked here.
-    cuts = np.linspace(0, len(lt), threads + 1).astype(np.int64)
     if np.any(lt[cuts[1:-1]] < lt[cuts[1:-1] - 1]) or not np.all(rt[1:] >= rt[:-1]) or np.isnan(rt[:1]).any():
         raise ValueError("as-of matching needs both clocks sorted ascending and free of NaN")
     out = np.empty(len(lt), dtype=np.int64)
@@ -132,10 +131,21 @@ def asof(
         r1 = min(int(np.searchsorted(rt, lt[b - 1], "right")) + 1, len(rt))
         _align.asof_indices(lt[a:b], rt[r0:r1], direction, tolerance, out[a:b], r0)
 
-    with ThreadPoolExecutor(threads) as pool:
+    _in_threads(part, cuts)
+    return out
+
+
+def _slices(n: int, threads: int | None, per_thread: int) -> IntArray:
+    """Cut points of ``n`` items for ``threads`` (default: every core), at least ``per_thread`` each."""
+    k = min(threads or os.cpu_count() or 1, max(n // per_thread, 1))
+    return np.linspace(0, n, k + 1).astype(np.int64)
+
+
+def _in_threads(part: Callable[[int, int], None], cuts: IntArray) -> None:
+    """``part(a, b)`` for each slice between the cuts, one thread each (the kernels drop the GIL)."""
+    with ThreadPoolExecutor(len(cuts) - 1) as pool:
         for f in [pool.submit(part, int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]:
             f.result()
-    return out
 
 
 @dataclass(frozen=True)
@@ -276,21 +286,18 @@ def _range_stats(
 ) -> tuple[Any, Any]:
     """The kernel over slices of the intervals, one per thread, into one result."""
     n = len(lo)
-    threads = min(threads or os.cpu_count() or 1, max(n // PARALLEL_INTERVALS, 1))
-    if threads <= 1:
+    cuts = _slices(n, threads, PARALLEL_INTERVALS)
+    if len(cuts) <= 2:
         return _align_channels.range_stats(columns, columns[0], t, lo, hi, stats)
     planes = sum(s != "count" for s in stats)
     out = np.empty((planes, len(columns), n))
     count = np.empty((len(columns), n) if "count" in stats else (0, 0), dtype=np.int64)
-    cuts = np.linspace(0, n, threads + 1).astype(np.int64)
 
     def part(a: int, b: int) -> None:
         c = count[:, a:b] if "count" in stats else count
         _align_channels.range_stats(columns, columns[0], t, lo[a:b], hi[a:b], stats, out[:, :, a:b], c)
 
-    with ThreadPoolExecutor(threads) as pool:
-        for f in [pool.submit(part, int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]:
-            f.result()
+    _in_threads(part, cuts)
     return out, count
 
 

@@ -28,7 +28,7 @@ import os
 import shutil
 import wave
 from collections.abc import Callable, Iterable
-from concurrent.futures import Executor, as_completed
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,8 +38,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from threedpai import __version__, align
+from threedpai.engine import completed
 from threedpai.errors import ThreedpaiError
-from threedpai.ingest.write import run_folders
+from threedpai.ingest import write
+from threedpai.ingest.write import dump, run_folders, write_table
 from threedpai.kinematics import Kinematics
 
 PathLike = str | os.PathLike[str]
@@ -275,11 +277,21 @@ def _audio_layers(per_move: dict[str, np.ndarray], first: np.ndarray) -> dict[st
     return out
 
 
-def _frames(frames: pa.Table | None, fit: align.ClockFit, kin: Kinematics, layers: tuple) -> pa.Table:
+def _layer_at(times: np.ndarray, layers: tuple) -> tuple[np.ndarray, pa.Array]:
+    """(index into the layer intervals or -1, the layer number or null) of each sorted time."""
+    k = align.map_to_intervals(times, layers[1], layers[2]) if len(layers[0]) else np.full(len(times), -1)
+    return k, pa.array(np.where(k >= 0, layers[0][np.maximum(k, 0)], 0).astype(np.int32), mask=k < 0)
+
+
+def _frames(
+    frames: pa.Table | None, fit: align.ClockFit, kin: Kinematics, layers: tuple
+) -> tuple[pa.Table, np.ndarray]:
+    """The frames on the timeline, and the index of the layer interval each shows (-1 for none)."""
     if frames is None or frames.num_rows == 0:
-        return pa.table({"t": pa.array([], pa.float64()), "t_sensor": pa.array([], pa.float64()),
-                         "file": pa.array([], pa.string()), "move": pa.array([], pa.int64()),
-                         "layer": pa.array([], pa.int32())})  # fmt: skip
+        empty = pa.table({"t": pa.array([], pa.float64()), "t_sensor": pa.array([], pa.float64()),
+                          "file": pa.array([], pa.string()), "move": pa.array([], pa.int64()),
+                          "layer": pa.array([], pa.int32())})  # fmt: skip
+        return empty, np.zeros(0, np.int64)
     order = np.argsort(_col(frames, "t"), kind="stable")
     frames = frames.take(order)
     ts = _col(frames, "t")
@@ -289,10 +301,8 @@ def _frames(frames: pa.Table | None, fit: align.ClockFit, kin: Kinematics, layer
     )
     # A frame shows what was printed before it: one taken at a layer change (a timelapse) belongs
     # to the layer that just ended, even when the clocks put it a little past the boundary.
-    shown = t - FRAME_LAG_S
-    k = align.map_to_intervals(shown, layers[1], layers[2]) if len(layers[0]) else np.full(len(t), -1)
-    layer = pa.array(np.where(k >= 0, layers[0][np.maximum(k, 0)], 0).astype(np.int32), mask=k < 0)
-    return pa.table({"t": t, "t_sensor": ts, "file": frames.column("file"), "move": move, "layer": layer})
+    k, layer = _layer_at(t - FRAME_LAG_S, layers)
+    return pa.table({"t": t, "t_sensor": ts, "file": frames.column("file"), "move": move, "layer": layer}), k
 
 
 def _uniform(
@@ -303,11 +313,7 @@ def _uniform(
     grid, lin = align.resample(t, linear, rate_hz) if linear else (align.resample(t, t, rate_hz)[0], {})
     _, prev = align.resample(t, states, rate_hz, method="previous") if states else (grid, {})
     state = kin.state(grid)
-    k = align.map_to_intervals(grid, layers[1], layers[2]) if len(layers[0]) else np.full(len(grid), -1)
-    cols: dict[str, Any] = {
-        "t": grid,
-        "layer": pa.array(np.where(k >= 0, layers[0][np.maximum(k, 0)], 0).astype(np.int32), mask=k < 0),
-    }
+    cols: dict[str, Any] = {"t": grid, "layer": _layer_at(grid, layers)[1]}
     cols |= lin
     for n, v in prev.items():
         cols["reported_layer" if n == "layer" else n] = v
@@ -356,10 +362,7 @@ def align_run(dataset: PathLike, run_id: str, rate_hz: float = 10.0) -> dict[str
     layer_cols |= l_stats
     layer_cols["motion_dev_max"] = _max_over(dev, layers[1], layers[2])
     layer_cols |= _audio_layers(sound, layers[3])
-    frames = _frames(_raw(root, "frames", run_id), fit, kin, layers)
-    k = np.zeros(0, np.int64)
-    if len(layers[0]):
-        k = align.map_to_intervals(_col(frames, "t") - FRAME_LAG_S, layers[1], layers[2])
+    frames, k = _frames(_raw(root, "frames", run_id), fit, kin, layers)
     layer_cols["frames"] = np.bincount(k[k >= 0], minlength=len(layers[0])).astype(np.int32)
 
     clock_row |= {"rate_hz": rate_hz, "sensor_rate_hz": rate}
@@ -393,20 +396,19 @@ def _marker(dataset: Path, run_id: str) -> Path:
 
 
 def _state(dataset: Path, run_id: str, rate_hz: float) -> dict[str, Any]:
-    """What the aligned tables follow from: the raw run's content hash and the parameters."""
-    runs = _raw(dataset, "runs", run_id)
-    content = runs.column("content_hash")[0].as_py() if runs is not None and "content_hash" in runs.column_names else ""
+    """What the aligned tables follow from: the raw run's content hash (from its ingest marker)
+    and the parameters."""
+    done = write.marker(dataset, run_id)
+    content = json.loads(done.read_text()).get("content_hash", "") if done.is_file() else ""
     key = json.dumps({"content": content, "rate_hz": rate_hz, "threedpai": __version__}, sort_keys=True)
     return {"content_hash": content, "rate_hz": rate_hz, "key": hashlib.sha1(key.encode()).hexdigest()}
 
 
 def _write_run(dataset: Path, run_id: str, rate_hz: float) -> RunAligned:
     """Aligns one run and moves its tables into place (marker last); failures are recorded, not raised."""
-    from threedpai.ingest.write import dump, write_table
-
     state = _state(dataset, run_id, rate_hz)
-    marker = _marker(dataset, run_id)
-    if marker.is_file() and json.loads(marker.read_text()).get("key") == state["key"]:
+    done = _marker(dataset, run_id)
+    if done.is_file() and json.loads(done.read_text()).get("key") == state["key"]:
         return RunAligned(run_id, "skipped")
     stage = dataset / "_align" / "staging" / run_id
     shutil.rmtree(stage, ignore_errors=True)
@@ -421,7 +423,7 @@ def _write_run(dataset: Path, run_id: str, rate_hz: float) -> RunAligned:
         failed.parent.mkdir(parents=True, exist_ok=True)
         failed.write_text(dump({"run_id": run_id, "error": f"{type(e).__name__}: {e}"}))
         return RunAligned(run_id, "failed", f"{type(e).__name__}: {e}")
-    marker.unlink(missing_ok=True)
+    done.unlink(missing_ok=True)
     for name in TABLES:
         for old in run_folders(dataset, "aligned", name, run_id):  # this or an earlier scenario
             shutil.rmtree(old)
@@ -431,10 +433,10 @@ def _write_run(dataset: Path, run_id: str, rate_hz: float) -> RunAligned:
     shutil.rmtree(stage, ignore_errors=True)
     failed.unlink(missing_ok=True)
     clock = tables["clock"].to_pylist()[0]
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    tmp = marker.with_name(f".{marker.name}.tmp")
+    done.parent.mkdir(parents=True, exist_ok=True)
+    tmp = done.with_name(f".{done.name}.tmp")
     tmp.write_text(dump(state | {"clock": clock}))
-    os.replace(tmp, marker)
+    os.replace(tmp, done)
     return RunAligned(run_id, "aligned", rows={n: t.num_rows for n, t in tables.items()}, clock=clock)
 
 
@@ -470,16 +472,10 @@ def align_dataset(
                 results.append(_write_run(root, rid, rate_hz))
                 callback(results[-1])
         else:
-            futures = [executor.submit(_write_run, root, rid, rate_hz) for rid in ids]
             results = []
-            try:
-                for f in as_completed(futures):
-                    results.append(f.result())
-                    callback(results[-1])
-            except BaseException:
-                for f in futures:  # an executor we do not own goes on running them otherwise
-                    f.cancel()
-                raise
+            for r in completed(executor, _write_run, [(root, rid, rate_hz) for rid in ids]):
+                results.append(r)
+                callback(r)
     finally:
         if bar is not None:
             bar.stop()

@@ -25,6 +25,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from threedpai.ingest.write import run_folders
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -208,10 +210,7 @@ def _partitions(dataset: Path, phase: str, table: str) -> dict[str, Path]:
 
 def _read_run(dataset: Path, phase: str, table: str, run_id: str) -> pa.Table | None:
     """One run's table, None when absent or unreadable (a report never fails on one bad file)."""
-    part = dataset / phase / table / f"run_id={run_id}"
-    if not part.is_dir():
-        part = _partitions(dataset, phase, table).get(run_id, part)
-    files = sorted(part.glob("*.parquet"))
+    files = [f for part in run_folders(dataset, phase, table, run_id) for f in sorted(part.glob("*.parquet"))]
     if not files:
         return None
     try:

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import fcntl
 import json
-import multiprocessing
 import os
 import shutil
 import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +31,7 @@ from typing import Any
 import pyarrow as pa
 
 from threedpai.cli import atomic_write
+from threedpai.engine import completed, process_pool
 from threedpai.ingest import write
 from threedpai.ingest.discover import Candidate, Limits, discover
 from threedpai.ingest.process import STAGES, Result, Task, process
@@ -119,14 +119,6 @@ def _tasks(found: list[Candidate], dataset: Path, keep_media: bool) -> list[Task
         done = markers.get(c.run_id_hint) if c.run_id_hint and not dup else None
         tasks.append(Task(c.key, c.path, dataset, done, q["content_hash"] if q else None, dup, keep_media))
     return tasks
-
-
-def _pool(workers: int) -> ProcessPoolExecutor:
-    # forkserver: no fork of a process with live threads (progress bar, Arrow pools); workers start
-    # from a server that already imported the ingest modules.
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["threedpai.ingest.process"])
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
 
 
 def _progress(enabled: bool, total: int) -> Any:
@@ -221,19 +213,14 @@ def _run_tasks(tasks: list[Task], workers: int, executor: Executor | None, recor
         for task in tasks:
             record(process(task))
     else:
-        with _pool(min(workers, len(tasks))) as pool:
+        # workers start from a fork server that already imported the ingest modules
+        with process_pool(min(workers, len(tasks)), preload=["threedpai.ingest.process"]) as pool:
             _submit_all(pool, tasks, record)
 
 
 def _submit_all(pool: Executor, tasks: list[Task], record: Callable[[Result], None]) -> None:
-    futures = [pool.submit(process, t) for t in tasks]
-    try:
-        for future in as_completed(futures):
-            record(future.result())
-    except BaseException:
-        for future in futures:  # an executor we do not own goes on running them otherwise
-            future.cancel()
-        raise
+    for result in completed(pool, process, [(t,) for t in tasks]):
+        record(result)
 
 
 def _as_log(r: Result) -> dict[str, Any]:

@@ -31,8 +31,9 @@ def raw(dataset: Path, table: str, run_id: str, scenario: str) -> Path:
 
 
 def run_folders(dataset: Path, phase: str, table: str, run_id: str) -> list[Path]:
-    """Where a run's table is, whatever its scenario (one folder, or none)."""
-    return sorted((dataset / phase / table).glob(f"scenario=*/run_id={run_id}"))
+    """Where a run's table is: below its scenario (or, in tables written without one, directly)."""
+    folder = dataset / phase / table
+    return sorted([*folder.glob(f"run_id={run_id}"), *folder.glob(f"*=*/run_id={run_id}")])
 
 
 def marker(dataset: Path, run_id: str) -> Path:
@@ -76,9 +77,8 @@ def commit_run(dataset: Path, run_id: str, scenario: str, stage: Path, state: di
     done = marker(dataset, run_id)
     done.unlink(missing_ok=True)  # a changed run: invalid until its new version is complete
     for table in (*TABLES, "runs"):
-        for old in run_folders(dataset, "raw", table, run_id):
-            if old != raw(dataset, table, run_id, scenario) or not (stage / table).exists():
-                shutil.rmtree(old)  # left from an earlier version of the run (or another scenario)
+        for old in run_folders(dataset, "raw", table, run_id):  # an earlier version, any scenario
+            shutil.rmtree(old)
     for table in (*TABLES, "runs"):  # runs last: a runs row means the run is whole
         if (stage / table).exists():
             _replace(stage / table, raw(dataset, table, run_id, scenario))

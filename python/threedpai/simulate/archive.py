@@ -7,12 +7,13 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from threedpai.engine import process_pool
 from threedpai.runs import METADATA, FaultType, RunMetadata
 from threedpai.simulate.run import Options, PathLike, RunResult, simulate_run
 from threedpai.simulate.sample import sample_gcode
@@ -175,7 +176,7 @@ def _execute(
         for job in jobs:
             finish(job.index, _run(job, out, options))
     else:
-        with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+        with process_pool(min(workers, len(jobs)), preload=["threedpai.simulate.run"]) as pool:
             _drain(pool, jobs, out, options, 2 * workers, finish)
     return results
 
