@@ -1,4 +1,4 @@
-//! Arbitrary bytes through the whole text path: the line lexer, the full parse (pieces, context,
+//! Arbitrary bytes through the whole text path: the line lexer (fast path against general), the full parse (pieces, context,
 //! summary) and the binary G-code reader. Nothing may panic; lenient parsing always yields one
 //! row per line whatever the piece size.
 #![no_main]
@@ -10,6 +10,8 @@ fuzz_target!(|data: &[u8]| {
     let lexed = gcode::lex(data, 0, 1);
     assert_eq!(lexed.rows, gcode::lexer::count_lines(data));
     assert_eq!(lexed.offset.len(), lexed.rows);
+    // The plain-line fast path writes what the general path writes.
+    assert_eq!(lexed.fingerprint(), gcode::lexer::lex_with(data, 0, 1, false).fingerprint());
 
     let _ = bgcode::read(data);
 

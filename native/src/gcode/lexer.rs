@@ -6,7 +6,7 @@
 
 use super::columns::{fill_offsets, push_utf8, Bitmap, F64Col, StrCol};
 use super::dict::{CommandClass, CommandDict};
-use super::number::{scan, scan_uint, starts_number};
+use super::number::{run8, scan, scan_short, scan_uint, starts_number};
 use super::{Diagnostic, Severity};
 use crate::slicer::tags::{classify, Tag};
 
@@ -150,6 +150,17 @@ pub struct Lexed {
     pub diagnostics: Vec<Diagnostic>,
 }
 
+impl Lexed {
+    /// Every column and the diagnostics as text, for telling two lexings apart (the command
+    /// index, a hash map in random order, is left out; the command names are in).
+    pub fn fingerprint(&self) -> String {
+        let columns = (&self.offset, &self.command, &self.command_valid, &self.n, &self.n_valid, &self.checksum_ok, &self.checksum_valid);
+        let commands = (&self.commands.dict.values, &self.commands.class);
+        let rest = (&self.words, &self.params, &self.text, &self.comment, &self.comment_only, &self.events, &self.diagnostics);
+        format!("{:?}", (self.rows, columns, commands, rest))
+    }
+}
+
 /// Number of lines in `text`: `\n`, `\r\n` and a lone `\r` each end one; a final line
 /// without a terminator counts too.
 pub fn count_lines(text: &[u8]) -> usize {
@@ -274,6 +285,12 @@ fn trim(s: &[u8]) -> &[u8] {
 /// Lexes `text` (whole lines) whose first byte is at `base_offset` of the file and whose first
 /// line is number `first_line` (1-based).
 pub fn lex(text: &[u8], base_offset: u64, first_line: u64) -> Lexed {
+    lex_with(text, base_offset, first_line, true)
+}
+
+/// `lex` with the plain-line fast path on or off (off: every line takes the general path, which
+/// tests and the fuzzer hold equal to the fast one).
+pub fn lex_with(text: &[u8], base_offset: u64, first_line: u64, fast: bool) -> Lexed {
     let rows = count_lines(text);
     let mut out = Lexed {
         first_line,
@@ -295,12 +312,15 @@ pub fn lex(text: &[u8], base_offset: u64, first_line: u64) -> Lexed {
         diagnostics: Vec::new(),
     };
     let lines = Lines { text, pos: 0, has_cr: memchr::memchr(b'\r', text).is_some() };
-    let mut lx = LineLexer { out: &mut out, row: 0, line: &[], base_offset, start: 0 };
+    let mut lx = LineLexer { out: &mut out, row: 0, line: &[], piece: text, base_offset, start: 0, fast };
     for (row, (start, end, _)) in lines.enumerate() {
         lx.row = row;
         lx.start = start;
         lx.line = &text[start..end];
-        lx.lex_line();
+        lx.out.offset.push((base_offset + start as u64) as i64);
+        if !(fast && lx.plain_line()) {
+            lx.lex_line();
+        }
     }
     out.params.finish();
     out.text.finish();
@@ -312,8 +332,13 @@ struct LineLexer<'a, 'o> {
     out: &'o mut Lexed,
     row: usize,
     line: &'a [u8],
+    /// The whole piece, from which numbers are scanned: a line's terminator stops a number as
+    /// any non-digit does, and the bytes past it let the eight-at-a-time digit scan run to the
+    /// line's last number instead of falling back to a byte loop near its end.
+    piece: &'a [u8],
     base_offset: u64,
     start: usize,
+    fast: bool,
 }
 
 /// What the rest of the line is parsed as, once the command is known.
@@ -330,10 +355,11 @@ impl<'a> LineLexer<'a, '_> {
         self.out.diagnostics.push(Diagnostic { line, offset, severity: Severity::Error, code, message });
     }
 
+    /// Any line (the general path; `plain_line` takes the common ones first).
+    #[inline(never)]
     fn lex_line(&mut self) {
         let s = self.line;
         let row = self.row;
-        self.out.offset.push((self.base_offset + self.start as u64) as i64);
         let mut command = -1i32;
         let mut comments = 0usize;
         let mut content = false; // anything other than comments on the line
@@ -405,6 +431,67 @@ impl<'a> LineLexer<'a, '_> {
                 }
             }
         }
+    }
+
+    /// The common line, `G1 X1.5 Y-2 E.03` with an optional `;` comment, in one pass: a command
+    /// seen before that takes words, then column words with short numbers, one or more spaces
+    /// apart. Anything else returns false before the line's command is written, and the general
+    /// path reads the line; what this writes equals what the general path would.
+    #[inline(always)]
+    fn plain_line(&mut self) -> bool {
+        let p = self.piece;
+        let end = self.start + self.line.len();
+        let mut i = self.start;
+        let letter = match self.line.first() {
+            Some(&c @ (b'G' | b'M' | b'T')) => c,
+            _ => return false,
+        };
+        let Some((number, digits)) = run8(p, i + 1) else { return false };
+        i += 1 + digits;
+        if digits == 0 || p[i] == b'.' {
+            return false;
+        }
+        let Some(command) = self.out.commands.lookup(letter, number) else { return false };
+        if !matches!(self.out.commands.class[command as usize], CommandClass::Words { .. }) {
+            return false;
+        }
+        let row = self.row;
+        let mut seen = 0u16;
+        let mut comment = None;
+        while i < end {
+            match p[i] {
+                b' ' => {
+                    i += 1;
+                    continue;
+                }
+                b';' => {
+                    comment = Some(i + 1);
+                    break;
+                }
+                _ => {}
+            }
+            let slot = WORD_SLOT[p[i] as usize];
+            if slot == u8::MAX || seen & (1 << slot) != 0 {
+                return false;
+            }
+            let Some((v, used)) = scan_short(p, i + 1) else { return false };
+            i += 1 + used;
+            // A number must end at a space, a comment or the line's end.
+            if i < end && p[i] != b' ' && p[i] != b';' {
+                return false;
+            }
+            seen |= 1 << slot;
+            // Written at once: should the line still turn out not plain, the general path
+            // writes the same value here again.
+            self.out.words[slot as usize].put(row, v);
+        }
+        self.out.command.push(command);
+        self.out.command_valid.set(row);
+        if let Some(k) = comment {
+            self.comment(&p[k..end], &mut 0);
+            self.out.comment.close_row(row);
+        }
+        true
     }
 
     /// Interns `G1`, `G01`, `m862.3`: the number is written without leading zeros.
@@ -517,7 +604,7 @@ impl<'a> LineLexer<'a, '_> {
                         let end = k + s[k..].iter().position(|&b| b == b';' || b == b'*').unwrap_or(s.len() - k);
                         self.param(&[letter], trim(&s[k..end]));
                         i = end;
-                    } else if let Some((v, used)) = if starts_number(at) { scan(&s[k..]) } else { None } {
+                    } else if let Some((v, used)) = if starts_number(at) { scan(&self.piece[self.start + k..]) } else { None } {
                         let after = s.get(k + used).copied().unwrap_or(b' ');
                         if !matches!(after, b' ' | b'\t' | b';' | b'(' | b'*') && !after.is_ascii_alphabetic() {
                             // Not a plain number (`M115 U3.11.0`, `X1,5`): the token is text.
@@ -867,6 +954,62 @@ mod tests {
         assert_eq!(comment(&l, 1).as_deref(), Some("first second"));
         assert_eq!(comment(&l, 2).as_deref(), Some("unclosed"));
         assert_eq!(l.diagnostics[0].code, "unbalanced-paren");
+    }
+
+    /// Random lines near the plain shape (and just past it): the fast path must write exactly
+    /// what the general path writes, in whole texts and in one-line pieces (which end too soon
+    /// for the eight-byte loads).
+    #[test]
+    fn fast_path_equals_general_path() {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let pick = |k: usize, xs: &[&'static str]| xs[k % xs.len()];
+        let commands = ["G1", "G0", "G92", "M104", "M486", "M117", "T0", "G01", "g1", "M862.3", "G28", "N7 G1", " G1", "G1\t"];
+        let letters = "XYZEFSPTIJKRAxye";
+        let seps = [" ", " ", " ", "  ", "\t", ""];
+        let ends = ["", "", " ;c", ";x y", " *12", " (p)", " ", "  ; WIDTH:0.4"];
+        let mut text = String::new();
+        for _ in 0..20_000 {
+            text.push_str(pick(next(100), &commands));
+            for _ in 0..next(5) {
+                text.push_str(pick(next(6), &seps));
+                text.push(letters.as_bytes()[next(letters.len())] as char);
+                match next(12) {
+                    0 => text.push('+'),
+                    1..=4 => text.push('-'),
+                    _ => {}
+                }
+                for _ in 0..[0, 1, 1, 2, 3, 3, 4, 7, 8, 9][next(10)] {
+                    text.push((b'0' + next(10) as u8) as char);
+                }
+                if next(3) > 0 {
+                    text.push('.');
+                    for _ in 0..[0, 1, 2, 3, 5, 6, 7, 8, 12][next(9)] {
+                        text.push((b'0' + next(10) as u8) as char);
+                    }
+                }
+                if next(40) == 0 {
+                    text.push_str(pick(next(4), &[",5", ".3", "e2", "x"]));
+                }
+            }
+            text.push_str(pick(next(8), &ends));
+            text.push_str(if next(20) == 0 { "\r\n" } else { "\n" });
+        }
+        let show = Lexed::fingerprint;
+        // Line by line first (each followed by another, so the eight-byte loads fit), for a short
+        // message naming the line; then the whole text.
+        for line in text.split_inclusive('\n') {
+            let t = format!("G1 X1\n{line}G1 X2 Y3\n");
+            let (fast, general) = (lex_with(t.as_bytes(), 0, 1, true), lex_with(t.as_bytes(), 0, 1, false));
+            assert_eq!(show(&fast), show(&general), "{line:?}");
+        }
+        let t = text.as_bytes();
+        assert_eq!(show(&lex_with(t, 0, 1, true)), show(&lex_with(t, 0, 1, false)));
     }
 
     #[test]

@@ -93,6 +93,46 @@ fn eight_digits(x: u64) -> u64 {
     ((x & MASK).wrapping_mul(MUL1).wrapping_add(((x >> 16) & MASK).wrapping_mul(MUL2))) >> 32
 }
 
+/// The common number (`-12.345`, `.5`, `7`): an optional `-`, at most seven digits on each side
+/// of the point, each run read with one eight-byte load and no loop. None when `s[i..]` is not
+/// such a number or holds fewer than eight bytes past a run's start (then `scan` reads it).
+/// Values and lengths equal `scan`'s wherever this gives one.
+#[inline(always)]
+pub fn scan_short(s: &[u8], i: usize) -> Option<(f64, usize)> {
+    let neg = *s.get(i)? == b'-';
+    let mut j = i + neg as usize;
+    let (int, n) = run8(s, j)?;
+    j += n;
+    let (mut mantissa, mut frac) = (int, 0);
+    if s[j] == b'.' {
+        let (f, k) = run8(s, j + 1)?;
+        mantissa = int * POW10_U64[k] + f;
+        frac = k;
+        j += 1 + k;
+    }
+    if n + frac == 0 {
+        return None;
+    }
+    // At most 14 digits: exact in a double, so one division rounds correctly (as in `scan`).
+    let v = mantissa as f64 / POW10[frac];
+    Some((if neg { -v } else { v }, j - i))
+}
+
+/// The digits at `s[i..]` (fewer than eight) and their count; None for eight or more, or when
+/// `s` ends within eight bytes.
+#[inline(always)]
+pub fn run8(s: &[u8], i: usize) -> Option<(u64, usize)> {
+    let chunk: [u8; 8] = s.get(i..i + 8)?.try_into().expect("8 bytes");
+    let x = u64::from_le_bytes(chunk).wrapping_sub(0x3030_3030_3030_3030);
+    let non_digit = (x | x.wrapping_add(0x7676_7676_7676_7676)) & 0x8080_8080_8080_8080;
+    if non_digit == 0 {
+        return None;
+    }
+    let n = (non_digit.trailing_zeros() / 8) as usize;
+    // The digits moved to the top bytes, zeros below them (a shift by 64 is no digits at all).
+    Some((eight_digits(x.checked_shl(64 - 8 * n as u32).unwrap_or(0)), n))
+}
+
 /// Exact fallback for long mantissas (std's parser is correctly rounded).
 #[cold]
 fn slow(text: &[u8]) -> Option<f64> {
