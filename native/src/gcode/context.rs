@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::columns::{F64Col, IdCol};
+use super::columns::{Bitmap, F64Col, IdCol};
 use super::dict::Dict;
 use super::lexer::{Event, Lexed, WORD_COLUMNS};
 use super::summary::{LayerInfo, SummaryBuilder};
@@ -118,6 +118,15 @@ pub struct Context {
     comment_objects: bool,
 }
 
+/// `visit |= bitmap`, a 64-row word at a time (bitmaps are least significant bit first).
+fn or_bitmap(visit: &mut [u64], b: &Bitmap) {
+    for (w, chunk) in visit.iter_mut().zip(b.bytes.chunks(8)) {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        *w |= u64::from_le_bytes(word);
+    }
+}
+
 const SLOT_Z: usize = 2;
 const SLOT_E: usize = 3;
 const SLOT_R: usize = 8;
@@ -189,12 +198,23 @@ impl Context {
                 id
             })
             .collect();
+        let markers = self.source == LayerSource::Markers;
+        // Rows whose command can change the context (modes, positions, objects, progress; every
+        // move when layers follow Z), marked while the ids are rewritten.
+        let changes: Vec<u64> = self.kinds.iter().map(|&k| (k != Kind::Other && !(k == Kind::Move && markers)) as u64).collect();
+        let mut visit = vec![0u64; rows.div_ceil(64)];
         let mut counts = vec![0u64; self.commands.len()];
-        for c in lx.command.iter_mut() {
+        for (row, c) in lx.command.iter_mut().enumerate() {
             if *c >= 0 {
                 *c = map[*c as usize];
                 counts[*c as usize] += 1;
+                visit[row >> 6] |= changes[*c as usize] << (row & 63);
             }
+        }
+        // And comment-only lines (where every event is) and rows with a Z word.
+        or_bitmap(&mut visit, &lx.comment_only);
+        if !lx.words[SLOT_Z].is_all_null() {
+            or_bitmap(&mut visit, &lx.words[SLOT_Z].valid);
         }
         self.summary.add_command_counts(&self.commands, &counts);
         self.summary.count_checksums(lx.checksum_valid.count(), lx.checksum_ok.count(), lx.n_valid.count());
@@ -214,9 +234,24 @@ impl Context {
         // Context is piecewise constant: rows are written a run at a time, when it changes.
         let mut run_start = 0;
         let mut next_event = ev.peek().map_or(usize::MAX, |(r, _)| *r as usize);
-        let markers = self.source == LayerSource::Markers;
         let z_col = &lx.words[SLOT_Z];
-        for row in 0..rows {
+        // Only the rows marked in `visit` can change the context; the others are skipped a
+        // 64-row word at a time.
+        let mut word = 0;
+        let mut bits = 0u64;
+        loop {
+            while bits == 0 {
+                if word == visit.len() {
+                    break;
+                }
+                bits = visit[word];
+                word += 1;
+            }
+            if bits == 0 {
+                break;
+            }
+            let row = (word - 1) * 64 + bits.trailing_zeros() as usize;
+            bits &= bits - 1;
             // Rows that cannot change the context skip the general step below: no event, not a
             // comment line, no M486 id waiting for a name, and a command that is not a mode
             // change. In marker mode a move only needs its Z followed (E is not used there),
@@ -257,6 +292,15 @@ impl Context {
             if self.state() != before {
                 Self::fill(&mut out, run_start, row, before);
                 run_start = row;
+            }
+            // An M486 id waiting for its name looks at the next row too.
+            if self.pending_m486.is_some() && row + 1 < rows {
+                let next = row + 1;
+                if next >> 6 == word - 1 {
+                    bits |= 1 << (next & 63);
+                } else {
+                    visit[next >> 6] |= 1 << (next & 63);
+                }
             }
         }
         Self::fill(&mut out, run_start, rows, self.state());

@@ -312,7 +312,7 @@ pub fn lex_with(text: &[u8], base_offset: u64, first_line: u64, fast: bool) -> L
         diagnostics: Vec::new(),
     };
     let lines = Lines { text, pos: 0, has_cr: memchr::memchr(b'\r', text).is_some() };
-    let mut lx = LineLexer { out: &mut out, row: 0, line: &[], piece: text, base_offset, start: 0, fast };
+    let mut lx = LineLexer { out: &mut out, row: 0, line: &[], piece: text, base_offset, start: 0 };
     for (row, (start, end, _)) in lines.enumerate() {
         lx.row = row;
         lx.start = start;
@@ -338,7 +338,6 @@ struct LineLexer<'a, 'o> {
     piece: &'a [u8],
     base_offset: u64,
     start: usize,
-    fast: bool,
 }
 
 /// What the rest of the line is parsed as, once the command is known.
@@ -476,7 +475,8 @@ impl<'a> LineLexer<'a, '_> {
             }
             let Some((v, used)) = scan_short(p, i + 1) else { return false };
             i += 1 + used;
-            // A number must end at a space, a comment or the line's end.
+            // A number must end at a space, a comment or the line's end, before it is written:
+            // the general path reads `X1,5` as text and would leave a value written here.
             if i < end && p[i] != b' ' && p[i] != b';' {
                 return false;
             }
