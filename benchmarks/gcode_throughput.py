@@ -5,7 +5,8 @@ a plain Python split loop, on the largest files of the real corpus.
 
 Each parser's result is checked against threedpai's before it is timed (same number of G1 lines
 and the same sum of X values on the bytes it parses). The slow peers parse a prefix of each file
-(``--peer-mb``), so their MB/s are on the same kind of input; ratios are of MB/s.
+(``--peer-mb``), so their MB/s are on the same kind of input; ratios are of MB/s. The last lines
+give the range of threedpai's ratio to gcodeparser over the files.
 Needs a release build (``pip install .``, or ``SETUPTOOLS_RUST_CARGO_PROFILE=release``).
 """
 
@@ -112,6 +113,7 @@ def main() -> int:
     ap.add_argument("files", nargs="*", type=Path)
     ap.add_argument("--peer-mb", type=float, default=4.0, help="bytes of each file given to the slow peers")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--peer-repeat", type=int, default=3, help="runs of the split loop and gcodeparser (pygcode: 1)")
     args = ap.parse_args()
     files = args.files or [CORPUS / f for f in DEFAULT_FILES]
     files = [f for f in files if f.exists()]
@@ -119,6 +121,7 @@ def main() -> int:
         print(f"no input files (the corpus is expected at {CORPUS})", file=sys.stderr)
         return 1
     cores = os.cpu_count() or 1
+    summary: dict[str, list[float]] = {}
     print(f"{'file':44} {'parser':28} {'MB':>7} {'MB/s':>8} {'Mlines/s':>9} {'x gcodeparser':>14}")
     for path in files:
         data = path.read_bytes()
@@ -142,7 +145,7 @@ def main() -> int:
             ("pygcode 0.2.1", pygcode_parse),
         ):
             try:
-                rounds = 1 if label.startswith("py") else min(args.repeat, 2)
+                rounds = 1 if label.startswith("pygcode") else args.peer_repeat
                 secs, got = best_of(lambda f=fn, t=head_text: f(t), rounds)
             except Exception as e:  # gcodeparser crashes on some real lines (M486 A<name>)
                 print(f"{path.name[:44]:44} {label:28} crashed: {type(e).__name__}: {e}")
@@ -159,9 +162,16 @@ def main() -> int:
         base_rate = base[1] / base[2] if base else math.nan
         for label, size, secs, n in rows:
             rate = size / secs
+            if label.startswith("threedpai"):
+                summary.setdefault(label, []).append(rate / base_rate)
             mlines = n / secs / 1e6
             print(f"{path.name[:44]:44} {label:28} {size:7.1f} {rate:8.1f} {mlines:9.2f} {rate / base_rate:14.1f}")
-    print(f"{cores} cores; best of {args.repeat} runs for threedpai, best of 1-2 for peers")
+    for label, ratios in sorted(summary.items()):
+        print(f"{label}: {min(ratios):.0f}-{max(ratios):.0f}x gcodeparser over {len(ratios)} files")
+    print(
+        f"{cores} cores; best of {args.repeat} runs for threedpai, {args.peer_repeat} for the split loop and "
+        "gcodeparser, 1 for pygcode"
+    )
     return 0
 
 
