@@ -21,7 +21,7 @@ def test_threedpai_whole_file(benchmark, big_gcode: Path, threads: int) -> None:
     expected = g1_stats_threedpai(gcode.parse(big_gcode))
     table = benchmark(gcode.parse, big_gcode, threads=threads)
     assert g1_stats_threedpai(table) == expected
-    benchmark.extra_info["MB/s"] = big_gcode.stat().st_size / 1e6 / benchmark.stats.stats.min
+    _rate(benchmark, big_gcode.stat().st_size)
 
 
 @pytest.mark.parametrize(
@@ -38,4 +38,10 @@ def test_prefix(benchmark, big_gcode: Path, name: str, fn) -> None:
         text = head.decode()
         result = benchmark.pedantic(fn, args=(text,), rounds=1 if name == "pygcode" else 3)
     assert result[0] == expected[0] and result[1] == pytest.approx(expected[1])
-    benchmark.extra_info["MB/s"] = len(head) / 1e6 / benchmark.stats.stats.min
+    _rate(benchmark, len(head))
+
+
+def _rate(benchmark, size: int) -> None:
+    """MB/s in the row's extra info (no stats with ``--benchmark-disable``: the checks still run)."""
+    if benchmark.stats is not None:
+        benchmark.extra_info["MB/s"] = size / 1e6 / benchmark.stats.stats.min
