@@ -273,12 +273,13 @@ impl Context {
                 }
             }
             let before = self.state();
+            let tagged = next_event == row;
             while let Some((_, e)) = ev.next_if(|(r, _)| *r as usize == row) {
                 self.event(e, row);
             }
             next_event = ev.peek().map_or(usize::MAX, |(r, _)| *r as usize);
             if lx.comment_only.get(row) {
-                self.comment_line(lx.comment.row(row).unwrap_or(b""), row);
+                self.comment_line(lx.comment.row(row).unwrap_or(b""), row, tagged);
             }
             if cmd >= 0 {
                 self.command(kind, lx, row);
@@ -416,7 +417,9 @@ impl Context {
         }
     }
 
-    fn comment_line(&mut self, comment: &[u8], row: usize) {
+    /// A comment-only line; `tagged` when it was a slicer tag (`;TYPE:`, `;WIDTH:`, ...), which
+    /// is neither a statistic nor a setting.
+    fn comment_line(&mut self, comment: &[u8], row: usize, tagged: bool) {
         if self.in_thumbnail {
             if !comment.contains(&b' ') && !comment.starts_with(b"thumbnail") {
                 self.thumbnail.extend_from_slice(comment);
@@ -428,6 +431,9 @@ impl Context {
                 self.summary.settings.push((k, v));
                 self.config_block = true;
             }
+            return;
+        }
+        if tagged {
             return;
         }
         if let Some(payload) = comment.strip_prefix(b"SETTING_3 ") {

@@ -205,9 +205,11 @@ impl Iterator for Lines<'_> {
         }
         let rest = &self.text[start..];
         if !self.has_cr {
-            // Most lines are short: look at the next 32 bytes inline before calling memchr.
-            if let Some(block) = rest.first_chunk::<32>() {
-                let lf = byte_mask32(block, b'\n');
+            // Most lines are short: look at the next 64 bytes inline before calling memchr.
+            if let Some(block) = rest.first_chunk::<64>() {
+                let (a, b) = block.split_at(32);
+                let lf = byte_mask32(a.try_into().expect("32"), b'\n') as u64
+                    | (byte_mask32(b.try_into().expect("32"), b'\n') as u64) << 32;
                 if lf != 0 {
                     let end = start + lf.trailing_zeros() as usize;
                     self.pos = end + 1;
