@@ -440,6 +440,10 @@ impl Context {
             self.cura_settings.push_str(&String::from_utf8_lossy(payload));
             return;
         }
+        // Every statistic and setting has a `:`, `=` or `,` (`;WIPE_START` and the like have none).
+        if memchr::memchr3(b':', b'=', b',', comment).is_none() {
+            return;
+        }
         for f in crate::slicer::meta::facts(comment) {
             self.summary.add_fact(f);
         }
