@@ -98,7 +98,8 @@ def reference_stats(t: np.ndarray, v: np.ndarray, s: float, e: float) -> dict[st
     if n > 1:
         out["std"] = x.std(ddof=1)
         du = u - u.mean()
-        if np.any(du != 0):
+        # Undefined when every time is equal (judged on the times: their mean may round off them).
+        if np.ptp(u) > 0:
             out["slope"] = np.sum(du * (x - x.mean())) / np.sum(du * du)
     return out
 
