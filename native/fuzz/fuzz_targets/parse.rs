@@ -1,6 +1,6 @@
 //! Arbitrary bytes through the whole text path: the line lexer (fast path against general), the full parse (pieces, context,
 //! summary) and the binary G-code reader. Nothing may panic; lenient parsing always yields one
-//! row per line whatever the piece size.
+//! row per line, with the same context, whatever the piece size.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -28,4 +28,18 @@ fuzz_target!(|data: &[u8]| {
     let pieces = gcode::parse(&source, &opts);
     assert_eq!(pieces.batches.iter().map(|b| b.lexed.rows).sum::<usize>(), rows);
     assert_eq!(pieces.diagnostics_total, whole.diagnostics_total);
+    assert_eq!(context_rows(&pieces), context_rows(&whole), "context differs in pieces of {chunk}");
 });
+
+/// Layer, feature, object and Z of every row.
+fn context_rows(p: &gcode::Parsed) -> Vec<(Option<i32>, Option<i32>, Option<i32>, Option<u64>)> {
+    let mut out = Vec::new();
+    for b in &p.batches {
+        let c = &b.context;
+        for r in 0..b.lexed.rows {
+            let get = |col: &gcode::columns::IdCol| col.valid.get(r).then(|| col.values[r]);
+            out.push((get(&c.layer), get(&c.feature), get(&c.object), c.z.get(r).map(f64::to_bits)));
+        }
+    }
+    out
+}

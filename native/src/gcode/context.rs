@@ -100,6 +100,11 @@ pub struct Context {
     layer_start: usize,
     /// Rows of the current batch whose layer Z became known only later in the layer.
     backfill: Vec<(usize, usize, f64)>,
+    /// The same for rows of earlier batches (file rows `start..end`), for the caller to fill
+    /// (`take_late_fills`): context must not depend on where a file is cut into batches.
+    late_fills: Vec<(u64, u64, f64)>,
+    /// File row where the current layer started.
+    layer_first_row: u64,
     abs_xyz: bool,
     abs_e: bool,
     pos_z: f64,
@@ -156,6 +161,8 @@ impl Context {
             z_pending: false,
             layer_start: 0,
             backfill: Vec::new(),
+            late_fills: Vec::new(),
+            layer_first_row: 0,
             abs_xyz: true,
             abs_e: true,
             pos_z: 0.0,
@@ -210,6 +217,10 @@ impl Context {
                 counts[*c as usize] += 1;
                 visit[row >> 6] |= changes[*c as usize] << (row & 63);
             }
+        }
+        // An M486 id from the previous piece waiting for its name looks at this piece's first row.
+        if self.pending_m486.is_some() && rows > 0 {
+            visit[0] |= 1;
         }
         // And comment-only lines (where every event is) and rows with a Z word.
         or_bitmap(&mut visit, &lx.comment_only);
@@ -350,6 +361,7 @@ impl Context {
     fn new_layer(&mut self, z: Option<f64>, row: usize) {
         self.layer += 1;
         self.layer_start = row;
+        self.layer_first_row = self.rows_done + row as u64;
         match z {
             Some(z) => {
                 self.z = z;
@@ -372,6 +384,9 @@ impl Context {
         self.z = z;
         if self.z_pending {
             self.backfill.push((self.layer_start, row, z));
+            if self.layer_first_row < self.rows_done {
+                self.late_fills.push((self.layer_first_row, self.rows_done, z));
+            }
             self.z_pending = false;
         }
         if let Some(l) = self.summary.layers.last_mut() {
@@ -552,6 +567,18 @@ impl Context {
     }
 
     /// Finishes file-level facts that need the whole file.
+    /// Z values for rows of batches already resolved (file rows `start..end`, 0-based), whose
+    /// layer learned its Z only in a later batch; see `fill_late`.
+    pub fn take_late_fills(&mut self) -> Vec<(u64, u64, f64)> {
+        std::mem::take(&mut self.late_fills)
+    }
+
+    /// The file row where the current layer started, while that layer still waits for its Z
+    /// (its rows so far have none yet).
+    pub fn layer_waiting_for_z(&self) -> Option<u64> {
+        self.z_pending.then_some(self.layer_first_row)
+    }
+
     pub fn finish(&mut self) {
         if !self.cura_settings.is_empty() {
             let settings = crate::slicer::meta::cura_settings(&self.cura_settings);

@@ -62,6 +62,8 @@ impl Default for Options {
     }
 }
 
+/// A stream holds back at most this much input while a layer waits for its Z.
+pub const HOLD_BYTES: usize = 256 << 20;
 /// Layer markers are looked for in this much of the file's start to choose the layer source.
 pub const MARKER_WINDOW: u64 = 4 << 20;
 const HEAD_TAIL: usize = 64 << 10;
@@ -275,6 +277,22 @@ fn detect_producer(ctx: &mut Context, bgcode: Option<&bgcode::BgcodeFile>, head:
     }
 }
 
+/// Writes the Z of layers that learned it in a later batch into the earlier batches' rows.
+fn fill_late<'a>(batches: impl IntoIterator<Item = &'a mut Batch>, fills: Vec<(u64, u64, f64)>) {
+    if fills.is_empty() {
+        return;
+    }
+    for b in batches {
+        let first = b.lexed.first_line - 1;
+        let last = first + b.lexed.rows as u64;
+        for &(start, end, z) in &fills {
+            for row in start.max(first)..end.min(last) {
+                b.context.z.put((row - first) as usize, z);
+            }
+        }
+    }
+}
+
 /// Parses a whole source, lexing pieces in parallel.
 pub fn parse(source: &Source, opts: &Options) -> Parsed {
     let text: &[u8] = &source.text;
@@ -292,6 +310,7 @@ pub fn parse(source: &Source, opts: &Options) -> Parsed {
         total += lx.diagnostics.len() as u64;
         let room = opts.max_diagnostics.saturating_sub(diagnostics.len());
         diagnostics.extend(lx.diagnostics.drain(..).take(room));
+        fill_late(&mut batches, ctx.take_late_fills());
         batches.push(Batch { lexed: lx, context });
     };
     let start = |waiting: &[Lexed]| {
@@ -328,6 +347,9 @@ pub struct Stream<R: Read> {
     eof: bool,
     ctx: Option<Context>,
     pending: std::collections::VecDeque<Lexed>,
+    /// Resolved batches held back while a layer that starts in them waits for its Z.
+    held: std::collections::VecDeque<Batch>,
+    done: bool,
     head: Vec<u8>,
     tail: Vec<u8>,
     pub diagnostics_total: u64,
@@ -343,6 +365,8 @@ impl<R: Read> Stream<R> {
             eof: false,
             ctx: None,
             pending: Default::default(),
+            held: Default::default(),
+            done: false,
             head: Vec::new(),
             tail: Vec::new(),
             diagnostics_total: 0,
@@ -395,8 +419,35 @@ impl<R: Read> Stream<R> {
         }
     }
 
-    /// The next batch, or None when the input is exhausted.
+    /// The next batch, or None when the input is exhausted. A batch is handed out once its rows'
+    /// context is final: a layer whose Z comes only after its marker fills that Z back into its
+    /// rows, so batches holding such a layer's start wait for it, up to `HOLD_BYTES` of input
+    /// (then they go out without it, the one case where streaming differs from `parse`).
     pub fn next_batch(&mut self) -> std::io::Result<Option<Batch>> {
+        let cap = (HOLD_BYTES / self.opts.chunk_bytes.max(1)).max(4);
+        loop {
+            if let Some(front) = self.held.front() {
+                let end = front.lexed.first_line - 1 + front.lexed.rows as u64;
+                let waits = self.ctx.as_ref().and_then(Context::layer_waiting_for_z).is_some_and(|start| start < end);
+                if !waits || self.done || self.held.len() > cap {
+                    return Ok(self.held.pop_front());
+                }
+            }
+            if self.done {
+                return Ok(None);
+            }
+            match self.resolve_next()? {
+                Some(batch) => {
+                    let fills = self.ctx.as_mut().expect("set by resolve_next").take_late_fills();
+                    fill_late(self.held.iter_mut(), fills);
+                    self.held.push_back(batch);
+                }
+                None => self.done = true,
+            }
+        }
+    }
+
+    fn resolve_next(&mut self) -> std::io::Result<Option<Batch>> {
         if self.ctx.is_none() {
             // Look ahead far enough to choose the layer source exactly as `parse` does.
             let mut seen = 0u64;
@@ -447,6 +498,44 @@ impl<R: Read> Stream<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    type ContextRow = (Option<i32>, Option<i32>, Option<i32>, Option<u64>);
+
+    fn context_rows(batches: &[Batch]) -> Vec<ContextRow> {
+        let mut rows = Vec::new();
+        for b in batches {
+            let c = &b.context;
+            for r in 0..b.lexed.rows {
+                let get = |col: &columns::IdCol| col.valid.get(r).then(|| col.values[r]);
+                rows.push((get(&c.layer), get(&c.feature), get(&c.object), c.z.get(r).map(f64::to_bits)));
+            }
+        }
+        rows
+    }
+
+    /// Context carried from piece to piece, parsed or streamed, equals one piece's (found by
+    /// hypothesis and the fuzzer: an M486 id waiting for its name at a piece's end; a layer
+    /// whose Z comes only in a later piece).
+    #[test]
+    fn context_is_the_same_in_pieces() {
+        let text = b";LAYER:0\n%N0*91\n%N0*91\nM486S.0*58\n%N0\nG1 X1\nM486 S1\nG1 X2\n;TYPE:Perimeter\nG1 Z.2\n\
+                     ;LAYER:1\nG1 X1\n;TYPE:Skirt\nG1 X2 E1\nG1 Z0.4\nG1 X3\n";
+        let source = Source::from_bytes(text.to_vec(), "t").expect("text");
+        let context = |chunk_bytes| context_rows(&parse(&source, &Options { threads: 1, chunk_bytes, ..Options::default() }).batches);
+        let whole = context(1 << 20);
+        assert_eq!(whole[4].2, Some(0), "the object named by M486 S0 on the row after it");
+        assert_eq!(whole[0].3, Some(0.2f64.to_bits()), "layer 0's Z, filled back to its marker");
+        assert_eq!(whole[11].3, Some(0.4f64.to_bits()), "layer 1's Z, filled back to its marker");
+        for chunk in 1..24 {
+            assert_eq!(context(chunk), whole, "parse, chunk {chunk}");
+            let mut stream = Stream::new(&text[..], Options { chunk_bytes: chunk, ..Options::default() });
+            let mut batches = Vec::new();
+            while let Some(b) = stream.next_batch().expect("in memory") {
+                batches.push(b);
+            }
+            assert_eq!(context_rows(&batches), whole, "stream, chunk {chunk}");
+        }
+    }
 
     #[test]
     fn split_is_on_line_boundaries() {
