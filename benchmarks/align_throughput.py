@@ -10,7 +10,6 @@ all cores. Rows are sensor samples. GB/s counts the bytes the kernel must read a
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -20,24 +19,16 @@ import pandas as pd
 import polars as pl
 import pyarrow as pa
 from threedpai import align
+from timing import best_of
 
 CHANNELS = [f"c{i}" for i in range(5)]
 AGG = ("count", "mean", "min", "max", "std")
 
 
-def best_of(fn: Callable[[], Any], runs: int) -> float:
-    best = np.inf
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def bandwidth() -> float:
     """GB/s of a plain read (numpy sum of 800 MB)."""
     a = np.ones(100_000_000)
-    return a.nbytes / best_of(a.sum, 5) / 1e9
+    return a.nbytes / best_of(a.sum, 5)[0] / 1e9
 
 
 def data(n: int, m: int, seed: int = 0) -> dict[str, Any]:
@@ -279,8 +270,8 @@ def main() -> None:
                 continue
             if not same(expected, fn()):
                 raise SystemExit(f"{name}: {peer} disagrees with threedpai")
-            rates[peer] = n / best_of(fn, 1 if peer == "pandas" else 2 if peer != "numpy" else 5) / 1e6
-        secs = best_of(ours, 5)
+            rates[peer] = n / best_of(fn, 1 if peer == "pandas" else 2 if peer != "numpy" else 5)[0] / 1e6
+        secs = best_of(ours, 5)[0]
         rate = n / secs / 1e6
         cells = " | ".join(f"{rates[p]:.1f}" if p in rates else "—" for p in ("pandas", "polars", "duckdb", "numpy"))
         ratio = rate / max(rates.values()) if rates else np.nan

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,15 +23,7 @@ import pyarrow.csv as pcsv
 from threedpai import _native
 from threedpai.ingest import checks
 from threedpai.simulate import Options, sample_gcode, simulate_run
-
-
-def best_of(fn: Callable[[], Any], runs: int = 5) -> float:
-    best = np.inf
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+from timing import best_of
 
 
 def threedpai(path: Path, motion: bool) -> Any:
@@ -84,13 +75,13 @@ def main() -> None:
             table = threedpai(path, motion)
             want = {n: table.column(n).to_numpy().astype(np.float64) for n in table.column_names}
             want.pop("t") if motion else None  # motion's t is the line number over the rate, not read
-            t_ours = best_of(lambda: threedpai(path, motion))  # noqa: B023
+            t_ours = best_of(lambda: threedpai(path, motion), 5)[0]  # noqa: B023
             print(f"| {name} | {mb:.1f} | **threedpai** | {mb / t_ours:.0f} | 1.0 |")
             for peer, fn in peers(path, motion).items():  # noqa: B023
                 got = fn()
                 for n, col in want.items():
                     assert np.array_equal(got[n], col), (peer, name, n)
-                t = best_of(fn)
+                t = best_of(fn, 5)[0]
                 print(f"| | | {peer} | {mb / t:.0f} | {t / t_ours:.2f} |")
 
 

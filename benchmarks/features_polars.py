@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -49,6 +48,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 from threedpai import features
+from timing import best_of
 
 Engine = Literal["auto", "in-memory", "streaming"]
 PARTITIONS = ("scenario", "run_id")
@@ -388,15 +388,6 @@ def check(
 # --- timing ------------------------------------------------------------------------------------------
 
 
-def best_of(fn: Callable[[], Any], runs: int) -> float:
-    best = math.inf
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", type=Path)
@@ -419,7 +410,7 @@ def main() -> None:
         ("polars lazy scan, in-memory", pl_threads, lambda: polars_features(root)),
         ("polars lazy scan, streaming", pl_threads, lambda: polars_features(root, engine="streaming")),
     ]
-    times = {name: best_of(fn, args.repeat) for name, _, fn in peers}
+    times = {name: best_of(fn, args.repeat)[0] for name, _, fn in peers}
     base = times[peers[0][0]]
     print(f"best of {args.repeat}; ratio = threedpai.features.run seconds / this engine's seconds (>1: faster)\n")
     print("| engine | threads | seconds | uniform rows/s | ratio |")

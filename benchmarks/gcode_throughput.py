@@ -16,13 +16,12 @@ import argparse
 import math
 import os
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from threedpai import gcode
+from timing import best_of
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 DEFAULT_FILES = [
@@ -30,15 +29,6 @@ DEFAULT_FILES = [
     "sliced/ps_mk3s_screw6_0.10_verbose.gcode",
     "sliced/cu_voron2_torus_0.2_rrf_relE.gcode",
 ]
-
-
-def best_of(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t)
-    return min(times), result
 
 
 def g1_stats_threedpai(table: pa.Table) -> tuple[int, float]:
