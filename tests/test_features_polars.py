@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -22,6 +23,9 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "features_polars.py
 
 
 def _load() -> ModuleType:
+    # The script imports its sibling `timing`, as it does when run from benchmarks/.
+    if str(BENCH.parent) not in sys.path:
+        sys.path.append(str(BENCH.parent))
     spec = importlib.util.spec_from_file_location("features_polars", BENCH)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
