@@ -97,12 +97,10 @@ pub struct Context {
     width: f64,
     height: f64,
     z_pending: bool,
-    layer_start: usize,
-    /// Rows of the current batch whose layer Z became known only later in the layer.
-    backfill: Vec<(usize, usize, f64)>,
-    /// The same for rows of earlier batches (file rows `start..end`), for the caller to fill
-    /// (`take_late_fills`): context must not depend on where a file is cut into batches.
-    late_fills: Vec<(u64, u64, f64)>,
+    /// Rows (file rows `start..end`) whose layer learned its Z only later in the layer, in this
+    /// batch or earlier ones, for the caller to fill (`take_z_fills`): context must not depend on
+    /// where a file is cut into batches.
+    z_fills: Vec<(u64, u64, f64)>,
     /// File row where the current layer started.
     layer_first_row: u64,
     abs_xyz: bool,
@@ -159,9 +157,7 @@ impl Context {
             width: f64::NAN,
             height: f64::NAN,
             z_pending: false,
-            layer_start: 0,
-            backfill: Vec::new(),
-            late_fills: Vec::new(),
+            z_fills: Vec::new(),
             layer_first_row: 0,
             abs_xyz: true,
             abs_e: true,
@@ -238,8 +234,6 @@ impl Context {
             width: F64Col::with_capacity(rows),
             height: F64Col::with_capacity(rows),
         };
-        self.backfill.clear();
-        self.layer_start = 0;
         let events = std::mem::take(&mut lx.events);
         let mut ev = events.iter().peekable();
         // Context is piecewise constant: rows are written a run at a time, when it changes.
@@ -316,11 +310,6 @@ impl Context {
             }
         }
         Self::fill(&mut out, run_start, rows, self.state());
-        for &(start, end, z) in &self.backfill {
-            for r in start..end {
-                out.z.put(r, z);
-            }
-        }
         self.rows_done += rows as u64;
         out
     }
@@ -360,7 +349,6 @@ impl Context {
 
     fn new_layer(&mut self, z: Option<f64>, row: usize) {
         self.layer += 1;
-        self.layer_start = row;
         self.layer_first_row = self.rows_done + row as u64;
         match z {
             Some(z) => {
@@ -379,14 +367,11 @@ impl Context {
         });
     }
 
-    /// Sets the current layer's Z and fills it into the layer's rows of this batch seen so far.
+    /// Sets the current layer's Z, to be filled into the layer's rows seen so far.
     fn set_layer_z(&mut self, z: f64, row: usize) {
         self.z = z;
         if self.z_pending {
-            self.backfill.push((self.layer_start, row, z));
-            if self.layer_first_row < self.rows_done {
-                self.late_fills.push((self.layer_first_row, self.rows_done, z));
-            }
+            self.z_fills.push((self.layer_first_row, self.rows_done + row as u64, z));
             self.z_pending = false;
         }
         if let Some(l) = self.summary.layers.last_mut() {
@@ -567,10 +552,10 @@ impl Context {
     }
 
     /// Finishes file-level facts that need the whole file.
-    /// Z values for rows of batches already resolved (file rows `start..end`, 0-based), whose
-    /// layer learned its Z only in a later batch; see `fill_late`.
-    pub fn take_late_fills(&mut self) -> Vec<(u64, u64, f64)> {
-        std::mem::take(&mut self.late_fills)
+    /// Z values for rows already resolved (file rows `start..end`, 0-based) whose layer learned
+    /// its Z only later; `gcode::fill_layer_z` writes them into the batches.
+    pub fn take_z_fills(&mut self) -> Vec<(u64, u64, f64)> {
+        std::mem::take(&mut self.z_fills)
     }
 
     /// The file row where the current layer started, while that layer still waits for its Z

@@ -277,18 +277,20 @@ fn detect_producer(ctx: &mut Context, bgcode: Option<&bgcode::BgcodeFile>, head:
     }
 }
 
-/// Writes the Z of layers that learned it in a later batch into the earlier batches' rows.
-fn fill_late<'a>(batches: impl IntoIterator<Item = &'a mut Batch>, fills: Vec<(u64, u64, f64)>) {
-    if fills.is_empty() {
-        return;
-    }
-    for b in batches {
+/// Writes the Z of layers that learned it after their marker into their earlier rows, in the
+/// batches that hold them (the latest batches: they are walked from the end).
+fn fill_layer_z<'a>(batches: impl IntoIterator<Item = &'a mut Batch, IntoIter: DoubleEndedIterator>, fills: Vec<(u64, u64, f64)>) {
+    let Some(from) = fills.iter().map(|f| f.0).min() else { return };
+    for b in batches.into_iter().rev() {
         let first = b.lexed.first_line - 1;
         let last = first + b.lexed.rows as u64;
         for &(start, end, z) in &fills {
             for row in start.max(first)..end.min(last) {
                 b.context.z.put((row - first) as usize, z);
             }
+        }
+        if first <= from {
+            break;
         }
     }
 }
@@ -310,8 +312,8 @@ pub fn parse(source: &Source, opts: &Options) -> Parsed {
         total += lx.diagnostics.len() as u64;
         let room = opts.max_diagnostics.saturating_sub(diagnostics.len());
         diagnostics.extend(lx.diagnostics.drain(..).take(room));
-        fill_late(&mut batches, ctx.take_late_fills());
         batches.push(Batch { lexed: lx, context });
+        fill_layer_z(&mut batches, ctx.take_z_fills());
     };
     let start = |waiting: &[Lexed]| {
         let bases = pieces.iter().map(|p| p.0 as u64);
@@ -438,9 +440,9 @@ impl<R: Read> Stream<R> {
             }
             match self.resolve_next()? {
                 Some(batch) => {
-                    let fills = self.ctx.as_mut().expect("set by resolve_next").take_late_fills();
-                    fill_late(self.held.iter_mut(), fills);
                     self.held.push_back(batch);
+                    let fills = self.ctx.as_mut().expect("set by resolve_next").take_z_fills();
+                    fill_layer_z(self.held.iter_mut(), fills);
                 }
                 None => self.done = true,
             }
