@@ -4,7 +4,7 @@
 //! pieces lexed in parallel; modal context (layers, features, objects) is resolved afterwards
 //! in `context`, in file order, from the events recorded here.
 
-use super::columns::{fill_offsets, push_utf8, Bitmap, F64Col, StrCol};
+use super::columns::{fill_offsets, push_short_ascii, push_utf8, Bitmap, F64Col, StrCol};
 use super::dict::{CommandClass, CommandDict};
 use super::number::{run8, scan, scan_short, scan_uint, starts_number};
 use super::{Diagnostic, Severity};
@@ -490,7 +490,9 @@ impl<'a> LineLexer<'a, '_> {
         self.out.command.push(command);
         self.out.command_valid.set(row);
         if let Some(k) = comment {
-            self.comment(&p[k..end], &mut 0);
+            if !push_short_ascii(&mut self.out.comment.data, p, k, end) {
+                self.comment(&p[k..end], &mut 0);
+            }
             self.out.comment.close_row(row);
         }
         true
