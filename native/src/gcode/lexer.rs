@@ -279,9 +279,20 @@ fn is_ident(b: u8) -> bool {
 }
 
 fn trim(s: &[u8]) -> &[u8] {
-    let a = s.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(s.len());
-    let b = s.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(a, |p| p + 1);
-    &s[a..b.max(a)]
+    let (a, b) = trim_range(s, 0, s.len());
+    &s[a..b]
+}
+
+/// `start..end` of `s` without its surrounding ASCII whitespace.
+#[inline(always)]
+fn trim_range(s: &[u8], mut start: usize, mut end: usize) -> (usize, usize) {
+    while start < end && s[start].is_ascii_whitespace() {
+        start += 1;
+    }
+    while end > start && s[end - 1].is_ascii_whitespace() {
+        end -= 1;
+    }
+    (start, end)
 }
 
 /// Lexes `text` (whole lines) whose first byte is at `base_offset` of the file and whose first
@@ -490,7 +501,8 @@ impl<'a> LineLexer<'a, '_> {
         self.out.command.push(command);
         self.out.command_valid.set(row);
         if let Some(k) = comment {
-            if !push_short_ascii(&mut self.out.comment.data, p, k, end) {
+            let (a, b) = trim_range(p, k, end);
+            if !push_short_ascii(&mut self.out.comment.data, p, a, b) {
                 self.comment(&p[k..end], &mut 0);
             }
             self.out.comment.close_row(row);
@@ -830,6 +842,29 @@ mod tests {
 
     fn one(line: &str) -> Lexed {
         lex(line.as_bytes(), 0, 1)
+    }
+
+    /// The fast path's comment copy (trim_range, then push_short_ascii) against trim and push.
+    #[test]
+    fn short_comment_equals_trim_and_push() {
+        let texts: [&[u8]; 9] = [b" perimeter", b"", b"  ", b" a ", b"\tx\r", b"0123456789abcdef", b" 0123456789abcdefg", b"caf\xc3\xa9", b"x\x80"];
+        for t in texts {
+            let mut s = t.to_vec();
+            s.extend_from_slice(&[b'#'; 20]);
+            let mut fast = b"ab".to_vec();
+            let (a, b) = trim_range(&s, 0, t.len());
+            let took = push_short_ascii(&mut fast, &s, a, b);
+            let a = t.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(t.len());
+            let b = t.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(a, |p| p + 1);
+            let want = &t[a..b];
+            assert_eq!(trim(t), want, "{t:?}");
+            assert_eq!(took, want.len() <= 16 && want.is_ascii(), "{t:?}");
+            if took {
+                assert_eq!(&fast[2..], want, "{t:?}");
+            } else {
+                assert_eq!(fast, b"ab", "{t:?}");
+            }
+        }
     }
     fn cmd(l: &Lexed, row: usize) -> Option<String> {
         let id = l.command[row];
