@@ -121,7 +121,8 @@ pub fn scan_short(s: &[u8], i: usize) -> Option<(f64, usize)> {
         (eight_digits(x << (64 - 8 * point)), 0, point)
     } else {
         // The first non-digit after the point ends the number.
-        let after = non_digit & u64::MAX.checked_shl(8 * point as u32 + 8).unwrap_or(0);
+        // Two shifts, each under 64 (point < 8): all ones above the point's byte.
+        let after = non_digit & ((u64::MAX << (8 * point)) << 8);
         if after == 0 {
             return scan_runs(s, j, point).map(|(v, n)| (if neg { -v } else { v }, n + neg as usize));
         }
@@ -162,8 +163,9 @@ pub fn run8(s: &[u8], i: usize) -> Option<(u64, usize)> {
         return None;
     }
     let n = (non_digit.trailing_zeros() / 8) as usize;
-    // The digits moved to the top bytes, zeros below them (a shift by 64 is no digits at all).
-    Some((eight_digits(x.checked_shl(64 - 8 * n as u32).unwrap_or(0)), n))
+    // The digits moved to the top bytes, zeros below them; two shifts, each under 64, so that
+    // no digits at all (a shift by 64) give zero.
+    Some((eight_digits((x << (63 - 8 * n)) << 1), n))
 }
 
 /// Exact fallback for long mantissas (std's parser is correctly rounded).
