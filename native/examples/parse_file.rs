@@ -18,7 +18,7 @@ fn main() {
     };
     let threads = opt("--threads", 1);
     let repeat = opt("--repeat", 5);
-    let chunk = opt("--chunk-kb", 16 << 10) << 10;
+    let chunk = opt("--chunk-kb", 0) << 10; // 0: the library's choice
     for path in &args {
         let source = Source::open(path.as_ref()).expect("readable file");
         let opts = Options { threads, chunk_bytes: chunk, ..Options::default() };

@@ -242,13 +242,14 @@ def _raise_first(path: str, diagnostics: list[dict[str, Any]]) -> None:
 
 
 def read(
-    source: PathLike | bytes, *, strict: bool = False, threads: int = 0, chunk_bytes: int = 4 << 20
+    source: PathLike | bytes, *, strict: bool = False, threads: int = 0, chunk_bytes: int = 0
 ) -> ParsedGcode:
     """Parses a G-code (``.gcode``) or Prusa binary G-code (``.bgcode``) file, or bytes.
 
     Lenient by default: problems become diagnostics (with line numbers) and parsing goes on.
     ``strict=True`` raises :class:`GcodeParseError` naming the file and the first bad line.
-    ``threads=0`` uses every core.
+    ``threads=0`` uses every core. The input is lexed in pieces of ``chunk_bytes`` (one record
+    batch each); 0 chooses 4 MiB on one thread and 1 MiB on several.
     """
     if isinstance(source, bytes | bytearray | memoryview):
         name = "<bytes>"

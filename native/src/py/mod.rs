@@ -30,7 +30,7 @@ fn parse_error(py: Python<'_>, message: String) -> PyResult<PyErr> {
 }
 
 fn options(threads: usize, chunk_bytes: usize, max_diagnostics: usize) -> Options {
-    Options { threads, chunk_bytes: chunk_bytes.max(1), max_diagnostics }
+    Options { threads, chunk_bytes, max_diagnostics }
 }
 
 fn bitmap<'py>(py: Python<'py>, b: Bitmap) -> Bound<'py, PyArray1<u8>> {
@@ -188,7 +188,7 @@ fn result_dict<'py>(py: Python<'py>, parsed: gcode::Parsed) -> PyResult<Bound<'p
 
 /// Parses a G-code or binary G-code file into column buffers (GIL released while parsing).
 #[pyfunction]
-#[pyo3(signature = (path, threads=0, chunk_bytes=4<<20, max_diagnostics=10_000))]
+#[pyo3(signature = (path, threads=0, chunk_bytes=0, max_diagnostics=10_000))]
 fn parse_file<'py>(py: Python<'py>, path: PathBuf, threads: usize, chunk_bytes: usize, max_diagnostics: usize) -> PyResult<Bound<'py, PyDict>> {
     let opts = options(threads, chunk_bytes, max_diagnostics);
     let parsed = py.detach(|| Source::open(&path).map(|s| gcode::parse(&s, &opts)));
@@ -197,7 +197,7 @@ fn parse_file<'py>(py: Python<'py>, path: PathBuf, threads: usize, chunk_bytes: 
 
 /// Parses G-code (or binary G-code) held in memory.
 #[pyfunction]
-#[pyo3(signature = (data, name="<bytes>", threads=0, chunk_bytes=4<<20, max_diagnostics=10_000))]
+#[pyo3(signature = (data, name="<bytes>", threads=0, chunk_bytes=0, max_diagnostics=10_000))]
 fn parse_bytes<'py>(py: Python<'py>, data: Vec<u8>, name: &str, threads: usize, chunk_bytes: usize, max_diagnostics: usize) -> PyResult<Bound<'py, PyDict>> {
     let opts = options(threads, chunk_bytes, max_diagnostics);
     let parsed = py.detach(|| Source::from_bytes(data, name).map(|s| gcode::parse(&s, &opts)));
@@ -304,7 +304,7 @@ fn plan_file<'py>(
     };
     let work = py.detach(|| -> Result<_, GcodeError> {
         let source = Source::open(&path)?;
-        let parsed = gcode::parse(&source, &options(threads, 4 << 20, 10_000));
+        let parsed = gcode::parse(&source, &options(threads, 0, 10_000));
         let mut cfg = PrinterConfig::parse(&printer_cfg);
         if let Some(s) = heater_wait_s {
             cfg.heater_wait = WaitModel::Fixed(s);
