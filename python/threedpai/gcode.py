@@ -241,9 +241,7 @@ def _raise_first(path: str, diagnostics: list[dict[str, Any]]) -> None:
         raise GcodeParseError(d["message"], file=path, line=d["line"], code=d["code"])
 
 
-def read(
-    source: PathLike | bytes, *, strict: bool = False, threads: int = 0, chunk_bytes: int = 0
-) -> ParsedGcode:
+def read(source: PathLike | bytes, *, strict: bool = False, threads: int = 0, chunk_bytes: int = 0) -> ParsedGcode:
     """Parses a G-code (``.gcode``) or Prusa binary G-code (``.bgcode``) file, or bytes.
 
     Lenient by default: problems become diagnostics (with line numbers) and parsing goes on.
