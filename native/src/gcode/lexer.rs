@@ -325,7 +325,7 @@ pub fn lex_with(text: &[u8], base_offset: u64, first_line: u64, fast: bool) -> L
         diagnostics: Vec::new(),
     };
     let lines = Lines { text, pos: 0, has_cr: memchr::memchr(b'\r', text).is_some() };
-    let mut lx = LineLexer { out: &mut out, row: 0, line: &[], piece: text, base_offset, start: 0 };
+    let mut lx = LineLexer { out: &mut out, row: 0, line: &[], piece: text, base_offset, start: 0, last_plain: (0, 0, -1) };
     for (row, (start, end, _)) in lines.enumerate() {
         lx.row = row;
         lx.start = start;
@@ -351,6 +351,8 @@ struct LineLexer<'a, 'o> {
     piece: &'a [u8],
     base_offset: u64,
     start: usize,
+    /// The previous plain line's command letter, number and id: most lines repeat it (`G1`).
+    last_plain: (u8, u64, i32),
 }
 
 /// What the rest of the line is parsed as, once the command is known.
@@ -463,10 +465,16 @@ impl<'a> LineLexer<'a, '_> {
         if digits == 0 || p[i] == b'.' {
             return false;
         }
-        let Some(command) = self.out.commands.lookup(letter, number) else { return false };
-        if !matches!(self.out.commands.class[command as usize], CommandClass::Words { .. }) {
-            return false;
-        }
+        let command = if (letter, number) == (self.last_plain.0, self.last_plain.1) {
+            self.last_plain.2
+        } else {
+            let Some(command) = self.out.commands.lookup(letter, number) else { return false };
+            if !matches!(self.out.commands.class[command as usize], CommandClass::Words { .. }) {
+                return false;
+            }
+            self.last_plain = (letter, number, command);
+            command
+        };
         let row = self.row;
         let mut seen = 0u16;
         let mut comment = None;
