@@ -13,8 +13,13 @@ use crate::slicer::tags::{classify, Tag};
 /// The words that get a float64 column of their own, in column order.
 pub const WORD_COLUMNS: [u8; 12] = *b"XYZEFIJKRPST";
 
+/// `WORD_SLOT` of a byte that is no word letter: a bit that the plain-line loop's set of words
+/// seen starts with, so one test rejects both a repeated word and a byte that is no word.
+const NOT_A_WORD: u8 = 15;
+const _: () = assert!(WORD_COLUMNS.len() < NOT_A_WORD as usize);
+
 const fn word_slots() -> [u8; 256] {
-    let mut t = [u8::MAX; 256];
+    let mut t = [NOT_A_WORD; 256];
     let mut i = 0;
     while i < WORD_COLUMNS.len() {
         t[WORD_COLUMNS[i] as usize] = i as u8;
@@ -476,7 +481,7 @@ impl<'a> LineLexer<'a, '_> {
             command
         };
         let row = self.row;
-        let mut seen = 0u16;
+        let mut seen = 1u16 << NOT_A_WORD;
         let mut comment = None;
         while i < end {
             match p[i] {
@@ -491,7 +496,7 @@ impl<'a> LineLexer<'a, '_> {
                 _ => {}
             }
             let slot = WORD_SLOT[p[i] as usize];
-            if slot == u8::MAX || seen & (1 << slot) != 0 {
+            if seen & (1 << slot) != 0 {
                 return false;
             }
             let Some((v, used)) = scan_short(p, i + 1) else { return false };
@@ -642,7 +647,7 @@ impl<'a> LineLexer<'a, '_> {
                             continue;
                         }
                         let slot = WORD_SLOT[letter as usize];
-                        if slot != u8::MAX {
+                        if slot != NOT_A_WORD {
                             if seen & (1 << slot) != 0 {
                                 self.diag("repeated-word", format!("word {} appears twice; the last value is kept", letter as char));
                             }
@@ -656,7 +661,7 @@ impl<'a> LineLexer<'a, '_> {
                     } else {
                         // A word without a number: a flag (`G28 X`, `M84 E`); NaN in its column.
                         let slot = WORD_SLOT[letter as usize];
-                        if slot != u8::MAX {
+                        if slot != NOT_A_WORD {
                             self.out.words[slot as usize].put(row, f64::NAN);
                         } else {
                             self.param(&[letter], b"");
