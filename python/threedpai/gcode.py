@@ -187,11 +187,10 @@ class _Dictionaries:
 
 def _record_batch(b: dict[str, Any], d: _Dictionaries) -> pa.RecordBatch:
     rows = b["rows"]
-    first = b["first_line"]
     ck_values, ck_valid, ck_nulls = b["checksum_ok"]
     feature = _indices(b["feature"])
     columns = [
-        _plain(np.arange(first, first + rows, dtype=np.int64)),
+        _plain(b["line"]),
         _plain(b["offset"]),
         _dict(b["command"], d.commands),
         _i64(b["n"], rows),
