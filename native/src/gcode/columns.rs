@@ -177,7 +177,11 @@ fn recount(bytes: &[u8], len: usize) -> usize {
         return 0; // a lazy column that never got a value
     }
     let full = len / 8;
-    let mut n: usize = bytes[..full].iter().map(|b| b.count_ones() as usize).sum();
+    // Eight bytes at a time: without a POPCNT instruction (the baseline x86-64 target) each
+    // count is a dozen instructions, so counting bytes one by one cost 8x more.
+    let (words, rest) = bytes[..full].as_chunks::<8>();
+    let mut n: usize = words.iter().map(|w| u64::from_le_bytes(*w).count_ones() as usize).sum();
+    n += rest.iter().map(|b| b.count_ones() as usize).sum::<usize>();
     if len % 8 != 0 {
         n += (bytes[full] & ((1u8 << (len % 8)) - 1)).count_ones() as usize;
     }
@@ -246,6 +250,19 @@ mod tests {
         assert_eq!(c.valid.count(), 2);
         assert_eq!(c.get(9), Some(2.0));
         assert_eq!(c.get(5), None);
+    }
+
+    #[test]
+    fn count_equals_bit_by_bit() {
+        for len in 0..200 {
+            let mut b = Bitmap::zeros(len);
+            for i in (0..len).filter(|i| (i * 7 + len) % 3 != 0) {
+                b.set(i);
+            }
+            let bits = (0..len).filter(|&i| b.get(i)).count();
+            assert_eq!(b.count(), bits, "len {len}");
+            assert_eq!(b.null_count(), len - bits, "len {len}");
+        }
     }
 
     #[test]
