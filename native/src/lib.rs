@@ -14,8 +14,9 @@ const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Holds freed memory for 10 s instead of mimalloc's 1 s before returning it to the system, unless
 /// `MIMALLOC_PURGE_DELAY` says otherwise. With 1 s, a bulk run returns a parse's columns between
-/// two parses and the next one writes into fresh, kernel-zeroed pages (two threads, 40 parses of
-/// a 30 MB file through Python: 46.7 -> 42.5 ms a parse). Called when the Python module loads.
+/// two parses and the next one writes into fresh, kernel-zeroed pages (40 parses of a 30 MB file
+/// through Python, median ms a parse: 48.1 -> 44.8 on two threads, 67.2 -> 63.6 on one). Called
+/// when the Python module loads.
 pub fn hold_freed_memory() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         // SAFETY: sets an allocator option; mimalloc reads it each time it schedules a purge.

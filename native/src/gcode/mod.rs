@@ -113,7 +113,6 @@ impl Source {
         let text = if len == 0 {
             Text::Owned(Vec::new())
         } else {
-            // Populated up front: one bulk fault-in instead of one fault per 4 KiB page.
             // SAFETY: the map is read-only; a file truncated underneath us is the caller's risk,
             // as with every memory-mapped reader. Populated up front: one bulk fault-in instead
             // of a fault per 4 KiB page (each parse maps the file again).
