@@ -1,9 +1,9 @@
-"""The one timing helper every benchmark script uses."""
+"""The timing helpers every benchmark script uses."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 
@@ -16,3 +16,34 @@ def best_of(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:
         result = fn()
         best = min(best, time.perf_counter() - start)
     return best, result
+
+
+def interleaved(
+    fns: dict[str, Callable[[], Any]],
+    rounds: int,
+    once: Collection[str] = (),
+    keep: Callable[[Any], Any] = lambda result: result,
+) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    """Times every function once per round, in turn, so that all of them meet the same machine:
+    this VM's speed drifts by up to 2x within minutes, and timing one parser's runs after the
+    other's turned that drift into their ratio. Returns each label's seconds, one per round it ran
+    (labels in ``once`` run in the first round only), and ``keep`` of its first result (for
+    checking; a large result is not held while the others run) or the exception it raised (a
+    function that raises is not run again)."""
+    times: dict[str, list[float]] = {label: [] for label in fns}
+    results: dict[str, Any] = {}
+    for r in range(rounds):
+        for label, fn in fns.items():
+            if (r and label in once) or isinstance(results.get(label), Exception):
+                continue
+            start = time.perf_counter()
+            try:
+                result = fn()
+            except Exception as e:  # a peer that crashes on real input is reported, not fatal
+                results[label] = e
+                continue
+            times[label].append(time.perf_counter() - start)
+            if label not in results:
+                results[label] = keep(result)
+            del result  # not kept alive while the next function runs
+    return times, results
