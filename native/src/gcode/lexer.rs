@@ -166,13 +166,13 @@ impl Lexed {
     }
 }
 
-/// Number of lines in `text`: `\n`, `\r\n` and a lone `\r` each end one; a final line
-/// without a terminator counts too.
-pub fn count_lines(text: &[u8]) -> usize {
-    if text.is_empty() {
-        return 0;
-    }
-    let mut n = if memchr::memchr(b'\r', text).is_none() {
+/// Number of lines in `text` (`\n`, `\r\n` and a lone `\r` each end one; a final line without
+/// a terminator counts too), and whether any `\r` occurs (the line reader needs to know, and a
+/// second search of the piece for it cost as much as the count).
+pub fn count_lines(text: &[u8]) -> (usize, bool) {
+    let Some(&last) = text.last() else { return (0, false) };
+    let has_cr = memchr::memchr(b'\r', text).is_some();
+    let mut n = if !has_cr {
         memchr::memchr_iter(b'\n', text).count()
     } else {
         let mut n = 0;
@@ -186,11 +186,10 @@ pub fn count_lines(text: &[u8]) -> usize {
         }
         n
     };
-    let last = text[text.len() - 1];
     if last != b'\n' && last != b'\r' {
         n += 1;
     }
-    n
+    (n, has_cr)
 }
 
 /// Iterates lines as (start, end-of-content, start-of-next).
@@ -309,7 +308,7 @@ pub fn lex(text: &[u8], base_offset: u64, first_line: u64) -> Lexed {
 /// `lex` with the plain-line fast path on or off (off: every line takes the general path, which
 /// tests and the fuzzer hold equal to the fast one).
 pub fn lex_with(text: &[u8], base_offset: u64, first_line: u64, fast: bool) -> Lexed {
-    let rows = count_lines(text);
+    let (rows, has_cr) = count_lines(text);
     let mut out = Lexed {
         first_line,
         rows,
@@ -329,7 +328,7 @@ pub fn lex_with(text: &[u8], base_offset: u64, first_line: u64, fast: bool) -> L
         events: Vec::new(),
         diagnostics: Vec::new(),
     };
-    let lines = Lines { text, pos: 0, has_cr: memchr::memchr(b'\r', text).is_some() };
+    let lines = Lines { text, pos: 0, has_cr };
     let mut lx = LineLexer { out: &mut out, row: 0, line: &[], piece: text, base_offset, start: 0, last_plain: (0, 0, -1) };
     for (row, (start, end, _)) in lines.enumerate() {
         lx.row = row;
@@ -909,11 +908,11 @@ mod tests {
 
     #[test]
     fn line_endings() {
-        assert_eq!(count_lines(b""), 0);
-        assert_eq!(count_lines(b"a"), 1);
-        assert_eq!(count_lines(b"a\n"), 1);
-        assert_eq!(count_lines(b"a\r\nb\rc\n\n"), 4);
-        assert_eq!(count_lines(b"\r\r\n\r"), 3);
+        assert_eq!(count_lines(b""), (0, false));
+        assert_eq!(count_lines(b"a"), (1, false));
+        assert_eq!(count_lines(b"a\n"), (1, false));
+        assert_eq!(count_lines(b"a\r\nb\rc\n\n"), (4, true));
+        assert_eq!(count_lines(b"\r\r\n\r"), (3, true));
         let l = lex(b"G1 X1\r\nG1 X2\rG1 X3\n\nG1 X4", 10, 5);
         assert_eq!(l.rows, 5);
         assert_eq!(l.offset, vec![10, 17, 23, 29, 30]);

@@ -572,7 +572,7 @@ mod tests {
             let pieces = split_lines(text, size);
             let joined: Vec<u8> = pieces.iter().flat_map(|&(a, b)| text[a..b].to_vec()).collect();
             assert_eq!(joined, text);
-            let lines: usize = pieces.iter().map(|&(a, b)| lexer::count_lines(&text[a..b])).sum();
+            let lines: usize = pieces.iter().map(|&(a, b)| lexer::count_lines(&text[a..b]).0).sum();
             assert_eq!(lines, 4, "size {size}");
         }
     }
