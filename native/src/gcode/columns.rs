@@ -182,7 +182,7 @@ fn recount(bytes: &[u8], len: usize) -> usize {
     let (words, rest) = bytes[..full].as_chunks::<8>();
     let mut n: usize = words.iter().map(|w| u64::from_le_bytes(*w).count_ones() as usize).sum();
     n += rest.iter().map(|b| b.count_ones() as usize).sum::<usize>();
-    if len % 8 != 0 {
+    if !len.is_multiple_of(8) {
         n += (bytes[full] & ((1u8 << (len % 8)) - 1)).count_ones() as usize;
     }
     n

@@ -192,58 +192,41 @@ pub fn count_lines(text: &[u8]) -> (usize, bool) {
     (n, has_cr)
 }
 
-/// Iterates lines as (start, end-of-content, start-of-next).
-struct Lines<'a> {
-    text: &'a [u8],
-    pos: usize,
-    has_cr: bool,
+/// The end of the line starting at `pos` and the start of the next (`\n`, `\r\n` or a lone
+/// `\r` ends a line when `has_cr`; the last line may have no terminator).
+fn next_line(text: &[u8], pos: usize, has_cr: bool) -> (usize, usize) {
+    let rest = &text[pos..];
+    let found = if has_cr { memchr::memchr2(b'\n', b'\r', rest) } else { memchr::memchr(b'\n', rest) };
+    match found {
+        Some(k) => {
+            let crlf = rest[k] == b'\r' && rest.get(k + 1) == Some(&b'\n');
+            (pos + k, pos + k + 1 + crlf as usize)
+        }
+        None => (text.len(), text.len()),
+    }
 }
 
-impl Iterator for Lines<'_> {
-    type Item = (usize, usize, usize);
-    #[inline]
-    fn next(&mut self) -> Option<Self::Item> {
-        let start = self.pos;
-        if start >= self.text.len() {
-            return None;
-        }
-        let rest = &self.text[start..];
-        if !self.has_cr {
-            // Most lines are short: look at the next 64 bytes inline before calling memchr.
-            if let Some(block) = rest.first_chunk::<64>() {
-                let (a, b) = block.split_at(32);
-                let lf = byte_mask32(a.try_into().expect("32"), b'\n') as u64
-                    | (byte_mask32(b.try_into().expect("32"), b'\n') as u64) << 32;
-                if lf != 0 {
-                    let end = start + lf.trailing_zeros() as usize;
-                    self.pos = end + 1;
-                    return Some((start, end, self.pos));
-                }
-            }
-            return Some(match memchr::memchr(b'\n', rest) {
-                Some(k) => {
-                    self.pos = start + k + 1;
-                    (start, start + k, self.pos)
-                }
-                None => {
-                    self.pos = self.text.len();
-                    (start, self.pos, self.pos)
-                }
-            });
-        }
-        Some(match memchr::memchr2(b'\n', b'\r', rest) {
-            Some(k) => {
-                let end = start + k;
-                let crlf = rest[k] == b'\r' && rest.get(k + 1) == Some(&b'\n');
-                self.pos = end + 1 + crlf as usize;
-                (start, end, self.pos)
-            }
-            None => {
-                self.pos = self.text.len();
-                (start, self.pos, self.pos)
-            }
-        })
+/// Bytes the plain-line path loads at once: a line must end within the first `LINE_WINDOW`,
+/// and the rest lets a number's eight-byte load run past the line's end.
+const LINE_WINDOW: usize = 64;
+const WINDOW: usize = LINE_WINDOW + 16;
+
+/// The end of the line that starts window `w` and the start of the next, when the line ends
+/// within `LINE_WINDOW - 1` bytes (line ends as in `next_line`). Worked out from the masks
+/// alone: reading `w[end]` back let the compiler rebuild every compared byte as a boolean.
+#[inline(always)]
+fn window_line(w: &[u8; WINDOW], has_cr: bool) -> Option<(usize, usize)> {
+    let (a, b) = (w[..32].try_into().expect("32"), w[32..64].try_into().expect("32"));
+    let lf = byte_mask32(a, b'\n') as u64 | (byte_mask32(b, b'\n') as u64) << 32;
+    let cr = if has_cr { byte_mask32(a, b'\r') as u64 | (byte_mask32(b, b'\r') as u64) << 32 } else { 0 };
+    // The last byte is left out so that a `\r` ending the line has its next byte in the masks.
+    let ends = (lf | cr) & (u64::MAX >> 1);
+    if ends == 0 {
+        return None;
     }
+    let end = ends.trailing_zeros() as usize;
+    let crlf = (cr >> end) & (lf >> (end + 1)) & 1;
+    Some((end, end + 1 + crlf as usize))
 }
 
 /// Bit `j` set where `block[j] == byte`.
@@ -328,16 +311,23 @@ pub fn lex_with(text: &[u8], base_offset: u64, first_line: u64, fast: bool) -> L
         events: Vec::new(),
         diagnostics: Vec::new(),
     };
-    let lines = Lines { text, pos: 0, has_cr };
-    let mut lx = LineLexer { out: &mut out, row: 0, line: &[], piece: text, base_offset, start: 0, last_plain: (0, 0, -1) };
-    for (row, (start, end, _)) in lines.enumerate() {
-        lx.row = row;
-        lx.start = start;
-        lx.line = &text[start..end];
-        lx.out.offset.push((base_offset + start as u64) as i64);
-        if !(fast && lx.plain_line()) {
-            lx.lex_line();
+    let no_bufs = [(std::ptr::null_mut(), std::ptr::null_mut()); 16];
+    let mut lx = LineLexer { out: &mut out, row: 0, line: &[], piece: text, base_offset, start: 0, last_plain: (0, 0, -1), word_bufs: no_bufs };
+    let (mut pos, mut row) = (0, 0);
+    while row < rows {
+        if fast {
+            (pos, row) = lx.plain_run(pos, row, has_cr);
+            if row == rows {
+                break;
+            }
         }
+        let (end, next) = next_line(text, pos, has_cr);
+        lx.row = row;
+        lx.start = pos;
+        lx.line = &text[pos..end];
+        lx.out.offset.push((base_offset + pos as u64) as i64);
+        lx.lex_line();
+        (pos, row) = (next, row + 1);
     }
     out.params.finish();
     out.text.finish();
@@ -357,6 +347,12 @@ struct LineLexer<'a, 'o> {
     start: usize,
     /// The previous plain line's command letter, number and id: most lines repeat it (`G1`).
     last_plain: (u8, u64, i32),
+    /// Each word column's value and validity buffers once the column has its first value (null
+    /// before), by slot (16 entries, so that any slot indexes it without a check). Writes go
+    /// through these: no column lookup, lazy-allocation test or bounds check per word. The
+    /// buffers are sized to the piece's rows when allocated and nothing else touches them
+    /// while the piece is lexed.
+    word_bufs: [(*mut f64, *mut u8); 16],
 }
 
 /// What the rest of the line is parsed as, once the command is known.
@@ -451,75 +447,105 @@ impl<'a> LineLexer<'a, '_> {
         }
     }
 
-    /// The common line, `G1 X1.5 Y-2 E.03` with an optional `;` comment, in one pass: a command
-    /// seen before that takes words, then column words with short numbers, one or more spaces
-    /// apart. Anything else returns false before the line's command is written, and the general
-    /// path reads the line; what this writes equals what the general path would.
-    #[inline(always)]
-    fn plain_line(&mut self) -> bool {
-        let p = self.piece;
-        let end = self.start + self.line.len();
-        let mut i = self.start;
-        let letter = match self.line.first() {
-            Some(&c @ (b'G' | b'M' | b'T')) => c,
-            _ => return false,
-        };
-        let Some((number, digits)) = run8(p, i + 1) else { return false };
-        i += 1 + digits;
-        if digits == 0 || p[i] == b'.' {
-            return false;
-        }
-        let command = if (letter, number) == (self.last_plain.0, self.last_plain.1) {
-            self.last_plain.2
-        } else {
-            let Some(command) = self.out.commands.lookup(letter, number) else { return false };
-            if !matches!(self.out.commands.class[command as usize], CommandClass::Words { .. }) {
-                return false;
+    /// Lexes the common lines, `G1 X1.5 Y-2 E.03` with an optional `;` comment, from byte `pos`
+    /// (row `row`) on, for as long as they come: a command seen before that takes words, then
+    /// column words with short numbers, one or more spaces apart, within `LINE_WINDOW` bytes.
+    /// Returns where the first other line starts (the general path reads it) or the piece's
+    /// end. What this writes equals what the general path would. The state lives in locals
+    /// and each line is read from one fixed-size window, so the loop keeps to registers and
+    /// its loads need no bounds checks.
+    fn plain_run(&mut self, mut pos: usize, mut row: usize, has_cr: bool) -> (usize, usize) {
+        let text = self.piece;
+        let mut bufs = self.word_bufs;
+        let mut last = self.last_plain;
+        'lines: while let Some(w) = text.get(pos..pos + WINDOW) {
+            let w: &[u8; WINDOW] = w.try_into().expect("WINDOW bytes");
+            let Some((end, next)) = window_line(w, has_cr) else { break };
+            let letter = w[0];
+            if !matches!(letter, b'G' | b'M' | b'T') {
+                break;
             }
-            self.last_plain = (letter, number, command);
-            command
-        };
-        let row = self.row;
-        let mut seen = 1u16 << NOT_A_WORD;
-        let mut comment = None;
-        while i < end {
-            match p[i] {
-                b' ' => {
-                    i += 1;
-                    continue;
-                }
-                b';' => {
-                    comment = Some(i + 1);
+            let Some((number, digits)) = run8(w, 1) else { break };
+            let mut i = 1 + digits;
+            if digits == 0 || w[i] == b'.' {
+                break;
+            }
+            let command = if (letter, number) == (last.0, last.1) {
+                last.2
+            } else {
+                let Some(command) = self.out.commands.lookup(letter, number) else { break };
+                if !matches!(self.out.commands.class[command as usize], CommandClass::Words { .. }) {
                     break;
                 }
-                _ => {}
+                last = (letter, number, command);
+                command
+            };
+            let mut seen = 1u16 << NOT_A_WORD;
+            let mut comment = None;
+            while i < end {
+                match w[i] {
+                    b' ' => {
+                        i += 1;
+                        continue;
+                    }
+                    b';' => {
+                        comment = Some(i + 1);
+                        break;
+                    }
+                    _ => {}
+                }
+                let slot = WORD_SLOT[w[i] as usize] as usize;
+                if seen & (1 << slot) != 0 {
+                    break 'lines;
+                }
+                let Some((v, used)) = scan_short(w, i + 1) else { break 'lines };
+                i += 1 + used;
+                // A number must end at a space, a comment or the line's end, before it is written:
+                // the general path reads `X1,5` as text and would leave a value written here.
+                if i < end && w[i] != b' ' && w[i] != b';' {
+                    break 'lines;
+                }
+                seen |= 1 << slot;
+                // Written at once: should the line still turn out not plain, the general path
+                // writes the same value here again.
+                let (values, valid) = bufs[slot & 15];
+                if values.is_null() {
+                    bufs[slot] = self.first_word(slot, row, v);
+                } else {
+                    debug_assert!(row < self.out.rows);
+                    // SAFETY: `first_word` allocated `rows` values and bits, `row < rows`, and no
+                    // reference to these buffers exists while the piece is lexed.
+                    unsafe {
+                        *values.add(row) = v;
+                        *valid.add(row >> 3) |= 1 << (row & 7);
+                    }
+                }
             }
-            let slot = WORD_SLOT[p[i] as usize];
-            if seen & (1 << slot) != 0 {
-                return false;
+            self.out.offset.push((self.base_offset + pos as u64) as i64);
+            self.out.command.push(command);
+            self.out.command_valid.set(row);
+            if let Some(k) = comment {
+                let (a, b) = trim_range(w, k, end);
+                if !push_short_ascii(&mut self.out.comment.data, w, a, b) {
+                    (self.row, self.start) = (row, pos);
+                    self.comment(&w[k..end], &mut 0);
+                }
+                self.out.comment.close_row(row);
             }
-            let Some((v, used)) = scan_short(p, i + 1) else { return false };
-            i += 1 + used;
-            // A number must end at a space, a comment or the line's end, before it is written:
-            // the general path reads `X1,5` as text and would leave a value written here.
-            if i < end && p[i] != b' ' && p[i] != b';' {
-                return false;
-            }
-            seen |= 1 << slot;
-            // Written at once: should the line still turn out not plain, the general path
-            // writes the same value here again.
-            self.out.words[slot as usize].put(row, v);
+            pos += next;
+            row += 1;
         }
-        self.out.command.push(command);
-        self.out.command_valid.set(row);
-        if let Some(k) = comment {
-            let (a, b) = trim_range(p, k, end);
-            if !push_short_ascii(&mut self.out.comment.data, p, a, b) {
-                self.comment(&p[k..end], &mut 0);
-            }
-            self.out.comment.close_row(row);
-        }
-        true
+        self.word_bufs = bufs;
+        self.last_plain = last;
+        (pos, row)
+    }
+
+    /// Writes the first value of word column `slot` (allocating it) and returns its buffers.
+    #[cold]
+    fn first_word(&mut self, slot: usize, row: usize, v: f64) -> (*mut f64, *mut u8) {
+        let col = &mut self.out.words[slot];
+        col.put(row, v);
+        (col.values.as_mut_ptr(), col.valid.bytes.as_mut_ptr())
     }
 
     /// Interns `G1`, `G01`, `m862.3`: the number is written without leading zeros.
@@ -559,6 +585,22 @@ impl<'a> LineLexer<'a, '_> {
         (self.out.commands.classic(letter, int, &key[..len]), used)
     }
 
+    /// The general path's word write, through the same buffers as `plain_run`'s.
+    fn put_word(&mut self, slot: usize, v: f64) {
+        let (values, valid) = self.word_bufs[slot];
+        if values.is_null() {
+            self.word_bufs[slot] = self.first_word(slot, self.row, v);
+            return;
+        }
+        let row = self.row;
+        assert!(row < self.out.rows);
+        // SAFETY: as in `plain_run`.
+        unsafe {
+            *values.add(row) = v;
+            *valid.add(row >> 3) |= 1 << (row & 7);
+        }
+    }
+
     fn comment(&mut self, text: &[u8], comments: &mut usize) {
         if *comments > 0 {
             self.out.comment.data.push(b' ');
@@ -593,7 +635,6 @@ impl<'a> LineLexer<'a, '_> {
 
     fn words(&mut self, command: i32, mut i: usize, comments: &mut usize, content: &mut bool) {
         let s = self.line;
-        let row = self.row;
         let class = if command >= 0 { self.out.commands.class[command as usize] } else { CommandClass::Words { move_: false } };
         let is_move = class == CommandClass::Words { move_: true };
         let is_m486 = class == CommandClass::M486;
@@ -651,7 +692,7 @@ impl<'a> LineLexer<'a, '_> {
                                 self.diag("repeated-word", format!("word {} appears twice; the last value is kept", letter as char));
                             }
                             seen |= 1 << slot;
-                            self.out.words[slot as usize].put(row, v);
+                            self.put_word(slot as usize, v);
                         } else {
                             let text = &s[k..k + used];
                             self.param(&[letter], text);
@@ -661,7 +702,7 @@ impl<'a> LineLexer<'a, '_> {
                         // A word without a number: a flag (`G28 X`, `M84 E`); NaN in its column.
                         let slot = WORD_SLOT[letter as usize];
                         if slot != NOT_A_WORD {
-                            self.out.words[slot as usize].put(row, f64::NAN);
+                            self.put_word(slot as usize, f64::NAN);
                         } else {
                             self.param(&[letter], b"");
                         }
@@ -1010,6 +1051,21 @@ mod tests {
     /// Random lines near the plain shape (and just past it): the fast path must write exactly
     /// what the general path writes, in whole texts and in one-line pieces (which end too soon
     /// for the eight-byte loads).
+    /// Lines that end on either side of the plain path's window, with every line ending.
+    #[test]
+    fn plain_lines_at_the_window_edge() {
+        for eol in ["\n", "\r\n", "\r"] {
+            for len in 40..72 {
+                let mut line = "G1 X1.5 Y-2 E.03 ;".to_string();
+                line.push_str(&"c".repeat(len - line.len()));
+                let t = format!("{line}{eol}").repeat(3) + &"G1 X2\n".repeat(20);
+                let (fast, general) = (lex_with(t.as_bytes(), 0, 1, true), lex_with(t.as_bytes(), 0, 1, false));
+                assert_eq!(fast.fingerprint(), general.fingerprint(), "{eol:?} {len}");
+                assert_eq!(fast.rows, 23);
+            }
+        }
+    }
+
     #[test]
     fn fast_path_equals_general_path() {
         let mut state = 0x9E37_79B9_7F4A_7C15u64;
@@ -1023,7 +1079,8 @@ mod tests {
         let commands = ["G1", "G0", "G92", "M104", "M486", "M117", "T0", "G01", "g1", "M862.3", "G28", "N7 G1", " G1", "G1\t"];
         let letters = "XYZEFSPTIJKRAxye";
         let seps = [" ", " ", " ", "  ", "\t", ""];
-        let ends = ["", "", " ;c", ";x y", " *12", " (p)", " ", "  ; WIDTH:0.4"];
+        // Long comments put line ends on both sides of the plain path's 64-byte window.
+        let ends = ["", "", " ;c", ";x y", " *12", " (p)", " ", "  ; WIDTH:0.4", " ; a comment as long as a wipe move's note", " ;                                   x"];
         let mut text = String::new();
         for _ in 0..20_000 {
             text.push_str(pick(next(100), &commands));
@@ -1049,13 +1106,18 @@ mod tests {
                 }
             }
             text.push_str(pick(next(8), &ends));
-            text.push_str(if next(20) == 0 { "\r\n" } else { "\n" });
+            text.push_str(match next(40) {
+                0 | 1 => "\r\n",
+                2 => "\r",
+                _ => "\n",
+            });
         }
         let show = Lexed::fingerprint;
-        // Line by line first (each followed by another, so the eight-byte loads fit), for a short
-        // message naming the line; then the whole text.
+        // Line by line first (each followed by more, so that the plain path's window fits), for
+        // a short message naming the line; then the whole text.
+        let more = "G1 X2 Y3\n".repeat(12);
         for line in text.split_inclusive('\n') {
-            let t = format!("G1 X1\n{line}G1 X2 Y3\n");
+            let t = format!("G1 X1\n{line}{more}");
             let (fast, general) = (lex_with(t.as_bytes(), 0, 1, true), lex_with(t.as_bytes(), 0, 1, false));
             assert_eq!(show(&fast), show(&general), "{line:?}");
         }
