@@ -312,7 +312,7 @@ pub fn lex_with(text: &[u8], base_offset: u64, first_line: u64, fast: bool) -> L
         diagnostics: Vec::new(),
     };
     let no_bufs = [(std::ptr::null_mut(), std::ptr::null_mut()); 16];
-    let mut lx = LineLexer { out: &mut out, row: 0, line: &[], piece: text, base_offset, start: 0, last_plain: (0, 0, -1), word_bufs: no_bufs };
+    let mut lx = LineLexer { out: &mut out, row: 0, line: &[], piece: text, base_offset, start: 0, last_plain: LastCommand::NONE, word_bufs: no_bufs };
     let (mut pos, mut row) = (0, 0);
     while row < rows {
         if fast {
@@ -345,14 +345,30 @@ struct LineLexer<'a, 'o> {
     piece: &'a [u8],
     base_offset: u64,
     start: usize,
-    /// The previous plain line's command letter, number and id: most lines repeat it (`G1`).
-    last_plain: (u8, u64, i32),
+    /// The previous plain line's command: most lines repeat it (`G1 `).
+    last_plain: LastCommand,
     /// Each word column's value and validity buffers once the column has its first value (null
     /// before), by slot (16 entries, so that any slot indexes it without a check). Writes go
     /// through these: no column lookup, lazy-allocation test or bounds check per word. The
     /// buffers are sized to the piece's rows when allocated and nothing else touches them
     /// while the piece is lexed.
     word_bufs: [(*mut f64, *mut u8); 16],
+}
+
+/// A command as the first bytes of its line through the space after it (`key`, the bytes that
+/// `mask` keeps of a line's first eight, `len` of them), and its id: one compare of a line's
+/// first eight bytes then stands for reading its command.
+#[derive(Clone, Copy)]
+struct LastCommand {
+    key: u64,
+    mask: u64,
+    len: usize,
+    id: i32,
+}
+
+impl LastCommand {
+    /// Matches no line.
+    const NONE: LastCommand = LastCommand { key: 1, mask: 0, len: 0, id: -1 };
 }
 
 /// What the rest of the line is parsed as, once the command is known.
@@ -458,27 +474,38 @@ impl<'a> LineLexer<'a, '_> {
         let text = self.piece;
         let mut bufs = self.word_bufs;
         let mut last = self.last_plain;
-        'lines: while let Some(w) = text.get(pos..pos + WINDOW) {
+        let rows = self.out.rows;
+        // Offsets and commands are written in place and their lengths set once at the end: the
+        // rows before `row` are written (by either path), and both have room for `rows`.
+        debug_assert!(self.out.offset.len() == row && self.out.command.len() == row);
+        debug_assert!(self.out.offset.capacity() >= rows && self.out.command.capacity() >= rows);
+        let (offsets, commands) = (self.out.offset.as_mut_ptr(), self.out.command.as_mut_ptr());
+        let valid = self.out.command_valid.bytes.as_mut_ptr();
+        'lines: while let Some(w) = text.get(pos..pos + WINDOW).filter(|_| row < rows) {
             let w: &[u8; WINDOW] = w.try_into().expect("WINDOW bytes");
             let Some((end, next)) = window_line(w, has_cr) else { break };
-            let letter = w[0];
-            if !matches!(letter, b'G' | b'M' | b'T') {
-                break;
-            }
-            let Some((number, digits)) = run8(w, 1) else { break };
-            let mut i = 1 + digits;
-            if digits == 0 || w[i] == b'.' {
-                break;
-            }
-            let command = if (letter, number) == (last.0, last.1) {
-                last.2
+            let head = u64::from_le_bytes(w[..8].try_into().expect("8 bytes"));
+            let (command, mut i) = if head & last.mask == last.key {
+                (last.id, last.len)
             } else {
+                let letter = w[0];
+                if !matches!(letter, b'G' | b'M' | b'T') {
+                    break;
+                }
+                let Some((number, digits)) = run8(w, 1) else { break };
+                let i = 1 + digits;
+                if digits == 0 || w[i] == b'.' {
+                    break;
+                }
                 let Some(command) = self.out.commands.lookup(letter, number) else { break };
                 if !matches!(self.out.commands.class[command as usize], CommandClass::Words { .. }) {
                     break;
                 }
-                last = (letter, number, command);
-                command
+                if w[i] == b' ' && i < 8 {
+                    let mask = u64::MAX >> (56 - 8 * i);
+                    last = LastCommand { key: head & mask, mask, len: i + 1, id: command };
+                }
+                (command, i)
             };
             let mut seen = 1u16 << NOT_A_WORD;
             let mut comment = None;
@@ -521,9 +548,12 @@ impl<'a> LineLexer<'a, '_> {
                     }
                 }
             }
-            self.out.offset.push((self.base_offset + pos as u64) as i64);
-            self.out.command.push(command);
-            self.out.command_valid.set(row);
+            // SAFETY: `row < rows`, the capacity of both vectors and the bitmap's bit count.
+            unsafe {
+                offsets.add(row).write((self.base_offset + pos as u64) as i64);
+                commands.add(row).write(command);
+                *valid.add(row >> 3) |= 1 << (row & 7);
+            }
             if let Some(k) = comment {
                 let (a, b) = trim_range(w, k, end);
                 if !push_short_ascii(&mut self.out.comment.data, w, a, b) {
@@ -534,6 +564,11 @@ impl<'a> LineLexer<'a, '_> {
             }
             pos += next;
             row += 1;
+        }
+        // SAFETY: rows up to `row` are written (above, and by the general path before).
+        unsafe {
+            self.out.offset.set_len(row);
+            self.out.command.set_len(row);
         }
         self.word_bufs = bufs;
         self.last_plain = last;
