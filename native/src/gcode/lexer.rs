@@ -30,6 +30,17 @@ const fn word_slots() -> [u8; 256] {
 }
 static WORD_SLOT: [u8; 256] = word_slots();
 
+/// `1 << WORD_SLOT[b]`: the plain-line loop's bit for byte `b`, without a shift by a variable
+/// (its slot is the bit's position).
+static WORD_BIT: [u16; 256] = {
+    let (slots, mut t, mut b) = (word_slots(), [0u16; 256], 0);
+    while b < 256 {
+        t[b] = 1 << slots[b];
+        b += 1;
+    }
+    t
+};
+
 /// A slicer tag found on a comment-only line, owned so it outlives the text.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
@@ -510,29 +521,35 @@ impl<'a> LineLexer<'a, '_> {
             let mut seen = 1u16 << NOT_A_WORD;
             let mut comment = None;
             while i < end {
-                match w[i] {
-                    b' ' => {
-                        i += 1;
-                        continue;
+                // A word letter not seen on the line yet, the common case, is told by one test.
+                let bit = WORD_BIT[w[i] as usize];
+                if seen & bit != 0 {
+                    match w[i] {
+                        b' ' => {
+                            i += 1;
+                            continue;
+                        }
+                        b';' => {
+                            comment = Some(i + 1);
+                            break;
+                        }
+                        _ => break 'lines,
                     }
-                    b';' => {
-                        comment = Some(i + 1);
-                        break;
-                    }
-                    _ => {}
-                }
-                let slot = WORD_SLOT[w[i] as usize] as usize;
-                if seen & (1 << slot) != 0 {
-                    break 'lines;
                 }
                 let Some((v, used)) = scan_short(w, i + 1) else { break 'lines };
                 i += 1 + used;
-                // A number must end at a space, a comment or the line's end, before it is written:
-                // the general path reads `X1,5` as text and would leave a value written here.
-                if i < end && w[i] != b' ' && w[i] != b';' {
-                    break 'lines;
+                // A number must end at a space (passed here), a comment or the line's end, before
+                // it is written: the general path reads `X1,5` as text and would leave a value
+                // written here.
+                if i < end {
+                    match w[i] {
+                        b' ' => i += 1,
+                        b';' => {}
+                        _ => break 'lines,
+                    }
                 }
-                seen |= 1 << slot;
+                seen |= bit;
+                let slot = bit.trailing_zeros() as usize;
                 // Written at once: should the line still turn out not plain, the general path
                 // writes the same value here again.
                 let (values, valid) = bufs[slot & 15];
