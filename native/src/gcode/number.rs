@@ -103,13 +103,13 @@ pub fn scan_short(s: &[u8], i: usize) -> Option<(f64, usize)> {
     let j = i + neg as usize;
     let chunk: [u8; 8] = s.get(j..j + 8)?.try_into().expect("8 bytes");
     let raw = u64::from_le_bytes(chunk);
-    // Bytes are classified without borrows between them (the point and what follows it count),
-    // and a digit's value is its low nibble.
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let low = raw & !HIGH;
-    let digit = ((low | HIGH) - 0x3030_3030_3030_3030) & (0xB9B9_B9B9_B9B9_B9B9 - low) & !raw & HIGH;
-    let non_digit = !digit & HIGH;
-    let x = raw & 0x0F0F_0F0F_0F0F_0F0F;
+    // XOR turns digits into their values (no borrows, unlike a subtraction, so the bytes after
+    // the point are read right). A byte is no digit when its value is over 9: the add sets its
+    // high bit, or it was set already. Only a byte of 0x8A or more carries into the next
+    // byte's test, and such a byte is no digit and not the point, so the number ends at it or
+    // before: the bytes that a carry can reach are not used.
+    let x = raw ^ 0x3030_3030_3030_3030;
+    let non_digit = (x.wrapping_add(0x7676_7676_7676_7676) | x) & 0x8080_8080_8080_8080;
     if non_digit == 0 {
         return None; // eight digits or more
     }
