@@ -322,8 +322,7 @@ pub fn lex_with(text: &[u8], base_offset: u64, first_line: u64, fast: bool) -> L
         events: Vec::new(),
         diagnostics: Vec::new(),
     };
-    let no_bufs = [(std::ptr::null_mut(), std::ptr::null_mut()); 16];
-    let mut lx = LineLexer { out: &mut out, row: 0, line: &[], piece: text, base_offset, start: 0, last_plain: LastCommand::NONE, word_bufs: no_bufs };
+    let mut lx = LineLexer { out: &mut out, row: 0, line: &[], piece: text, base_offset, start: 0, last_plain: LastCommand::NONE, word_bufs: WordBufs::NONE };
     let (mut pos, mut row) = (0, 0);
     while row < rows {
         if fast {
@@ -358,12 +357,10 @@ struct LineLexer<'a, 'o> {
     start: usize,
     /// The previous plain line's command: most lines repeat it (`G1 `).
     last_plain: LastCommand,
-    /// Each word column's value and validity buffers once the column has its first value (null
-    /// before), by slot (16 entries, so that any slot indexes it without a check). Writes go
-    /// through these: no column lookup, lazy-allocation test or bounds check per word. The
-    /// buffers are sized to the piece's rows when allocated and nothing else touches them
-    /// while the piece is lexed.
-    word_bufs: [(*mut f64, *mut u8); 16],
+    /// Where word values are written: no column lookup, lazy-allocation test or bounds check
+    /// per word. The buffers are sized to the piece's rows when allocated, and nothing else
+    /// touches them while the piece is lexed.
+    word_bufs: WordBufs,
 }
 
 /// A command as the first bytes of its line through the space after it (`key`, the bytes that
@@ -380,6 +377,26 @@ struct LastCommand {
 impl LastCommand {
     /// Matches no line.
     const NONE: LastCommand = LastCommand { key: 1, mask: 0, len: 0, id: -1 };
+}
+
+/// Pointers to each word column's value and validity buffers, by slot (null before the
+/// column's first value). Two arrays of 16, not one of pairs: any slot indexes them without
+/// a check, and a pointer is one scaled load.
+#[derive(Clone, Copy)]
+struct WordBufs {
+    values: [*mut f64; 16],
+    valid: [*mut u8; 16],
+}
+
+impl WordBufs {
+    const NONE: WordBufs = WordBufs { values: [std::ptr::null_mut(); 16], valid: [std::ptr::null_mut(); 16] };
+    #[inline(always)]
+    fn get(&self, slot: usize) -> (*mut f64, *mut u8) {
+        (self.values[slot & 15], self.valid[slot & 15])
+    }
+    fn set(&mut self, slot: usize, (values, valid): (*mut f64, *mut u8)) {
+        (self.values[slot & 15], self.valid[slot & 15]) = (values, valid);
+    }
 }
 
 /// What the rest of the line is parsed as, once the command is known.
@@ -552,9 +569,9 @@ impl<'a> LineLexer<'a, '_> {
                 let slot = bit.trailing_zeros() as usize;
                 // Written at once: should the line still turn out not plain, the general path
                 // writes the same value here again.
-                let (values, valid) = bufs[slot & 15];
+                let (values, valid) = bufs.get(slot);
                 if values.is_null() {
-                    bufs[slot] = self.first_word(slot, row, v);
+                    bufs.set(slot, self.first_word(slot, row, v));
                 } else {
                     debug_assert!(row < self.out.rows);
                     // SAFETY: `first_word` allocated `rows` values and bits, `row < rows`, and no
@@ -639,9 +656,10 @@ impl<'a> LineLexer<'a, '_> {
 
     /// The general path's word write, through the same buffers as `plain_run`'s.
     fn put_word(&mut self, slot: usize, v: f64) {
-        let (values, valid) = self.word_bufs[slot];
+        let (values, valid) = self.word_bufs.get(slot);
         if values.is_null() {
-            self.word_bufs[slot] = self.first_word(slot, self.row, v);
+            let bufs = self.first_word(slot, self.row, v);
+            self.word_bufs.set(slot, bufs);
             return;
         }
         let row = self.row;
