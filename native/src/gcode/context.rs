@@ -207,12 +207,23 @@ impl Context {
         let changes: Vec<u64> = self.kinds.iter().map(|&k| (k != Kind::Other && !(k == Kind::Move && markers)) as u64).collect();
         let mut visit = vec![0u64; rows.div_ceil(64)];
         let mut counts = vec![0u64; self.commands.len()];
+        // Runs of one command (most rows repeat the one before) are looked up and counted once.
+        let (mut local, mut global, mut change, mut run) = (-1, 0, 0u64, 0u64);
         for (row, c) in lx.command.iter_mut().enumerate() {
-            if *c >= 0 {
-                *c = map[*c as usize];
-                counts[*c as usize] += 1;
-                visit[row >> 6] |= changes[*c as usize] << (row & 63);
+            if *c < 0 {
+                continue;
             }
+            if *c != local {
+                counts[global as usize] += run;
+                (local, global) = (*c, map[*c as usize]);
+                (change, run) = (changes[global as usize], 0);
+            }
+            *c = global;
+            run += 1;
+            visit[row >> 6] |= change << (row & 63);
+        }
+        if run > 0 {
+            counts[global as usize] += run;
         }
         // An M486 id from the previous piece waiting for its name looks at this piece's first row.
         if self.pending_m486.is_some() && rows > 0 {
