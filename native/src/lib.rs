@@ -6,6 +6,7 @@
 // mimalloc keeps freed pages for reuse: parsing file after file then writes its columns into
 // memory that is already mapped, instead of page-faulting ~100 MB in per 30 MB of G-code
 // (measured: 246k -> 1.5k faults over ten parses, and two threads no longer serialize on faults).
+#[cfg(not(miri))] // Miri runs Rust only (mimalloc is C)
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
