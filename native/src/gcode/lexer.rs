@@ -403,6 +403,21 @@ impl WordBufs {
     fn set(&mut self, slot: usize, (values, valid): (*mut f64, *mut u8)) {
         (self.values[slot & 15], self.valid[slot & 15]) = (values, valid);
     }
+    /// Writes `v` to row `row` of column `slot`; false when the column has no buffers yet.
+    ///
+    /// # Safety
+    /// `row` is below the piece's row count (the buffers' size), and no reference to the
+    /// buffers exists while the piece is lexed.
+    #[inline(always)]
+    unsafe fn write(&self, slot: usize, row: usize, v: f64) -> bool {
+        let (values, valid) = self.get(slot);
+        if values.is_null() {
+            return false;
+        }
+        *values.add(row) = v;
+        *valid.add(row >> 3) |= 1 << (row & 7);
+        true
+    }
 }
 
 /// What the rest of the line is parsed as, once the command is known.
@@ -575,17 +590,9 @@ impl<'a> LineLexer<'a, '_> {
                 let slot = bit.trailing_zeros() as usize;
                 // Written at once: should the line still turn out not plain, the general path
                 // writes the same value here again.
-                let (values, valid) = bufs.get(slot);
-                if values.is_null() {
+                // SAFETY: `row < rows` (the loop's condition); `first_word` allocated the buffers.
+                if !unsafe { bufs.write(slot, row, v) } {
                     bufs.set(slot, self.first_word(slot, row, v));
-                } else {
-                    debug_assert!(row < self.out.rows);
-                    // SAFETY: `first_word` allocated `rows` values and bits, `row < rows`, and no
-                    // reference to these buffers exists while the piece is lexed.
-                    unsafe {
-                        *values.add(row) = v;
-                        *valid.add(row >> 3) |= 1 << (row & 7);
-                    }
                 }
             }
             // SAFETY: `row < rows`, the capacity of both vectors and the bitmap's bit count.
@@ -662,18 +669,12 @@ impl<'a> LineLexer<'a, '_> {
 
     /// The general path's word write, through the same buffers as `plain_run`'s.
     fn put_word(&mut self, slot: usize, v: f64) {
-        let (values, valid) = self.word_bufs.get(slot);
-        if values.is_null() {
-            let bufs = self.first_word(slot, self.row, v);
-            self.word_bufs.set(slot, bufs);
-            return;
-        }
         let row = self.row;
         assert!(row < self.out.rows);
-        // SAFETY: as in `plain_run`.
-        unsafe {
-            *values.add(row) = v;
-            *valid.add(row >> 3) |= 1 << (row & 7);
+        // SAFETY: `row < rows`, checked above.
+        if !unsafe { self.word_bufs.write(slot, row, v) } {
+            let bufs = self.first_word(slot, row, v);
+            self.word_bufs.set(slot, bufs);
         }
     }
 
@@ -1124,9 +1125,6 @@ mod tests {
         assert_eq!(l.diagnostics[0].code, "unbalanced-paren");
     }
 
-    /// Random lines near the plain shape (and just past it): the fast path must write exactly
-    /// what the general path writes, in whole texts and in one-line pieces (which end too soon
-    /// for the eight-byte loads).
     /// Lines that end on either side of the plain path's window, with every line ending.
     #[test]
     fn plain_lines_at_the_window_edge() {
@@ -1142,6 +1140,8 @@ mod tests {
         }
     }
 
+    /// Random lines near the plain shape (and just past it): the fast path must write exactly
+    /// what the general path writes, line by line and in whole texts.
     #[test]
     fn fast_path_equals_general_path() {
         let mut state = 0x9E37_79B9_7F4A_7C15u64;
