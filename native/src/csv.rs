@@ -111,9 +111,7 @@ mod tests {
             assert!(numeric_columns(text, 0, 2, b"").is_none(), "{:?}", std::str::from_utf8(text));
         }
         let huge = format!("1,1{}\n", "0".repeat(400)); // no exponent, yet past f64::MAX
-        for text in [huge.as_bytes()] {
-            assert!(numeric_columns(text, 0, 2, b"").is_none(), "{:?}", std::str::from_utf8(text));
-        }
+        assert!(numeric_columns(huge.as_bytes(), 0, 2, b"").is_none(), "{huge}");
         assert!(numeric_columns(b"header only\n", 1, 2, b"").unwrap()[0].is_empty());
         assert!(numeric_columns(b"no newline", 1, 2, b"").is_none());
     }

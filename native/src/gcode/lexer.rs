@@ -178,13 +178,13 @@ impl Lexed {
 }
 
 /// Number of lines in `text` (`\n`, `\r\n` and a lone `\r` each end one; a final line without
-/// a terminator counts too), and whether any `\r` occurs (the line reader needs to know, and a
-/// second search of the piece for it cost as much as the count).
+/// a terminator counts too), and whether any `\r` occurs (the line reader needs to know).
 pub fn count_lines(text: &[u8]) -> (usize, bool) {
     let Some(&last) = text.last() else { return (0, false) };
-    let has_cr = memchr::memchr(b'\r', text).is_some();
-    let mut n = if !has_cr {
-        memchr::memchr_iter(b'\n', text).count()
+    let lf = count_lf_unless_cr(text);
+    let has_cr = lf.is_none();
+    let mut n = if let Some(lf) = lf {
+        lf
     } else {
         let mut n = 0;
         let mut prev_cr = false;
@@ -201,6 +201,53 @@ pub fn count_lines(text: &[u8]) -> (usize, bool) {
         n += 1;
     }
     (n, has_cr)
+}
+
+/// The number of `\n` in `text`, or None when it holds a `\r`: one pass over the piece where a
+/// count and a search for `\r` (two `memchr` passes) read it twice.
+fn count_lf_unless_cr(text: &[u8]) -> Option<usize> {
+    let (blocks, tail) = text.as_chunks::<64>();
+    let mut n = 0;
+    // Per-byte counters of 255 blocks fit in a byte.
+    for group in blocks.chunks(255) {
+        n += count_lf_in_blocks(group)?;
+    }
+    if tail.contains(&b'\r') {
+        return None;
+    }
+    Some(n + tail.iter().filter(|&&b| b == b'\n').count())
+}
+
+/// `count_lf_unless_cr` for at most 255 blocks.
+#[cfg(target_arch = "x86_64")]
+fn count_lf_in_blocks(blocks: &[[u8; 64]]) -> Option<usize> {
+    use std::arch::x86_64::*;
+    debug_assert!(blocks.len() <= 255);
+    // SAFETY: SSE2 is part of x86_64; each load reads 16 bytes of a 64-byte block.
+    unsafe {
+        let (lf, cr, zero) = (_mm_set1_epi8(b'\n' as i8), _mm_set1_epi8(b'\r' as i8), _mm_setzero_si128());
+        let mut counts = [zero; 4]; // a compare's -1 subtracted: +1 in the byte that matched
+        let mut any_cr = zero;
+        for block in blocks {
+            for (k, count) in counts.iter_mut().enumerate() {
+                let v = _mm_loadu_si128(block.as_ptr().add(16 * k).cast());
+                *count = _mm_sub_epi8(*count, _mm_cmpeq_epi8(v, lf));
+                any_cr = _mm_or_si128(any_cr, _mm_cmpeq_epi8(v, cr));
+            }
+        }
+        if _mm_movemask_epi8(any_cr) != 0 {
+            return None;
+        }
+        // Each byte counter into the two 64-bit halves (sum of absolute differences from 0).
+        let sums = counts.iter().fold(zero, |s, &c| _mm_add_epi64(s, _mm_sad_epu8(c, zero)));
+        Some((_mm_cvtsi128_si64(sums) + _mm_cvtsi128_si64(_mm_unpackhi_epi64(sums, sums))) as usize)
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn count_lf_in_blocks(blocks: &[[u8; 64]]) -> Option<usize> {
+    let bytes = blocks.as_flattened();
+    (!bytes.contains(&b'\r')).then(|| memchr::memchr_iter(b'\n', bytes).count())
 }
 
 /// The end of the line starting at `pos` and the start of the next (`\n`, `\r\n` or a lone
@@ -1031,6 +1078,18 @@ mod tests {
         assert_eq!(count_lines(b"a\n"), (1, false));
         assert_eq!(count_lines(b"a\r\nb\rc\n\n"), (4, true));
         assert_eq!(count_lines(b"\r\r\n\r"), (3, true));
+        // Past the 64-byte blocks and the 255-block groups of the counting loop, with a `\r`
+        // in the last group or in the tail.
+        for len in [63usize, 64, 65, 64 * 255 - 1, 64 * 255, 64 * 255 + 70, 64 * 600 + 5] {
+            let text: Vec<u8> = (0..len).map(|i| if i % 7 == 3 { b'\n' } else { b'x' }).collect();
+            let lf = text.iter().filter(|&&b| b == b'\n').count();
+            assert_eq!(count_lines(&text), (lf + 1, false), "{len}");
+            for at in [len - 1, len.saturating_sub(len % 64 + 1), len.saturating_sub(70)] {
+                let mut t = text.clone();
+                t[at] = b'\r';
+                assert!(count_lines(&t).1, "{len} {at}");
+            }
+        }
         let l = lex(b"G1 X1\r\nG1 X2\rG1 X3\n\nG1 X4", 10, 5);
         assert_eq!(l.rows, 5);
         assert_eq!(l.offset, vec![10, 17, 23, 29, 30]);

@@ -253,7 +253,7 @@ mod tests {
     fn exhaustive_small_decimals_match_std() {
         // Every value with up to 4 integer and 5 fraction digits on a stride.
         let mut x: u64 = 0;
-        while x < 10_000_000_00 {
+        while x < 1_000_000_000 {
             let t = format!("{}.{:05}", x / 100_000, x % 100_000);
             assert_eq!(scan(t.as_bytes()).unwrap().0, reference(&t), "{t}");
             x += 99_991;
