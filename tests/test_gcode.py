@@ -36,6 +36,7 @@ def test_every_corpus_file_parses_line_for_line(path: Path) -> None:
     parsed = gcode.read(path)
     t = parsed.table
     assert t.schema.remove_metadata() == gcode.SCHEMA
+    t.validate(full=True)  # the core's buffers, taken over as they are, are valid Arrow
     if path.suffix == ".bgcode":
         assert parsed.summary["container"] == "bgcode"
         assert t.num_rows > 1000
@@ -222,6 +223,8 @@ def test_reader_threads_and_bytes_agree_with_parse() -> None:
     reader = gcode.GcodeReader(path, batch_bytes=100_000)
     batches = list(reader)
     assert len(batches) > 10
+    for b in batches:
+        b.validate(full=True)
     assert plain(pa.Table.from_batches(batches)).equals(reference)
     assert reader.summary is not None
     for key in ("layer_count", "layers", "features", "objects", "producer", "commands", "settings"):
@@ -246,6 +249,7 @@ def test_reader_threads_and_bytes_agree_with_parse() -> None:
 def test_bad_input_never_crashes_and_is_reported(data: bytes) -> None:
     parsed = gcode.read(data)
     assert parsed.table.num_rows == len(data.splitlines())
+    parsed.table.validate(full=True)  # strings are UTF-8 whatever the input bytes were
     for d in parsed.diagnostics:
         assert 1 <= d["line"] <= parsed.table.num_rows and d["message"]
 

@@ -1,7 +1,8 @@
 //! threedpai's Python-free core. Plain Rust in, plain Rust out: `gcode` (lexing and parsing
 //! text G-code into Arrow-layout columns), `bgcode` (Prusa binary G-code), `slicer` (what
-//! slicers write in comments), `plan` (the motion planner), `csv` (numeric CSV logs). The
-//! optional `python` feature adds the thin PyO3 layer in `py`.
+//! slicers write in comments), `plan` (the motion planner), `csv` (numeric CSV logs), `arrow_c`
+//! (columns handed to Arrow through its C data interface). The optional `python` feature adds
+//! the thin PyO3 layer in `py`.
 
 // mimalloc keeps freed pages for reuse: parsing file after file then writes its columns into
 // memory that is already mapped, instead of page-faulting ~100 MB in per 30 MB of G-code
@@ -10,6 +11,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+pub mod arrow_c;
 pub mod bgcode;
 pub mod csv;
 pub mod gcode;

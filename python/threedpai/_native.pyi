@@ -6,11 +6,24 @@ from typing import Any, BinaryIO, final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["GcodeStream", "WORD_COLUMNS", "__version__", "numeric_csv", "parse_bytes", "parse_file", "plan_file"]
+__all__ = [
+    "BATCH_COLUMNS",
+    "ArrowBatch",
+    "GcodeStream",
+    "WORD_COLUMNS",
+    "__version__",
+    "numeric_csv",
+    "parse_bytes",
+    "parse_file",
+    "plan_file",
+    "role_of",
+]
 
 __version__: str
 WORD_COLUMNS: list[str]
+BATCH_COLUMNS: list[str]
 
+def role_of(feature: str) -> str: ...
 def parse_file(
     path: str | os.PathLike[str], threads: int = 0, chunk_bytes: int = ..., max_diagnostics: int = 10000
 ) -> dict[str, Any]: ...
@@ -30,9 +43,15 @@ def plan_file(
 ) -> dict[str, Any]: ...
 
 @final
+class ArrowBatch:
+    """A record batch exported through Arrow's C data interface (columns: ``BATCH_COLUMNS``)."""
+    @property
+    def address(self) -> int: ...
+
+@final
 class GcodeStream:
     def __new__(
         cls, source: str | os.PathLike[str] | BinaryIO, chunk_bytes: int = ..., max_diagnostics: int = 10000
     ) -> GcodeStream: ...
-    def next_batch(self) -> tuple[dict[str, Any], list[str], list[str], list[str], list[dict[str, Any]]] | None: ...
+    def next_batch(self) -> tuple[ArrowBatch, list[dict[str, Any]]] | None: ...
     def finish(self) -> dict[str, Any]: ...

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-import numpy as np
 import pyarrow as pa
 
 from threedpai import _native
@@ -26,7 +25,6 @@ PathLike = str | os.PathLike[str]
 
 WORDS: list[str] = list(_native.WORD_COLUMNS)
 
-_ENTRIES = pa.struct([pa.field("key", pa.string(), nullable=False), pa.field("value", pa.string())])
 PARAMS_TYPE = pa.map_(pa.string(), pa.string())
 DICT_TYPE = pa.dictionary(pa.int32(), pa.string())
 
@@ -51,164 +49,21 @@ SCHEMA = pa.schema(
     ]
 )
 
-# Normalized extrusion roles, matched on the slicer's own label (first match wins).
-_ROLE_RULES: list[tuple[str, tuple[str, ...]]] = [
-    (
-        "support_interface",
-        (
-            "support interface",
-            "support-interface",
-            "support material interface",
-            "support roof",
-            "support floor",
-            "support transition",
-        ),
-    ),
-    ("support", ("support",)),
-    ("wipe_tower", ("wipe tower", "prime tower", "prime-tower", "wipe_tower", "purge")),
-    ("skirt_brim", ("skirt", "brim")),
-    ("overhang_wall", ("overhang",)),
-    ("outer_wall", ("external perimeter", "outer wall", "wall-outer", "outer perimeter", "outer_wall", "shell")),
-    ("inner_wall", ("perimeter", "inner wall", "wall-inner", "inner_wall", "wall")),
-    ("bridge", ("bridge",)),
-    ("gap_fill", ("gap fill", "gapfill", "gap infill", "thin")),
-    ("ironing", ("ironing",)),
-    ("top_surface", ("top solid", "top surface", "top", "skin", "roof")),
-    ("bottom_surface", ("bottom surface", "bottom", "floor")),
-    ("solid_infill", ("solid infill", "solid fill", "internal solid", "solid")),
-    ("infill", ("infill", "fill", "sparse")),
-    ("custom", ("custom",)),
-]
-
 
 def role_of(feature: str) -> str:
-    """The normalized extrusion role of a slicer's feature label ("External perimeter" -> "outer_wall")."""
-    label = feature.strip().lower().replace("_", " ")
-    for role, needles in _ROLE_RULES:
-        if any(n.replace("_", " ") in label for n in needles):
-            return role
-    return "other"
+    """The normalized extrusion role of a slicer's feature label ("External perimeter" -> "outer_wall");
+    the ``role`` column holds the same."""
+    return _native.role_of(feature)
 
 
-def _buf(a: np.ndarray | None) -> pa.Buffer | None:
-    return None if a is None else pa.py_buffer(a)
+if SCHEMA.names != list(_native.BATCH_COLUMNS):
+    raise ImportError(f"threedpai._native exports {_native.BATCH_COLUMNS}, expected {SCHEMA.names}")
 
 
-# Arrays are built from buffers, not with ``pa.array``: its first call imports pandas when installed
-# (~150 ms), and buffers are what the core hands over anyway.
-def _plain(values: np.ndarray) -> pa.Array:
-    return pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values), [None, pa.py_buffer(values)])
-
-
-def _strings(values: list[str]) -> pa.Array:
-    encoded = [v.encode() for v in values]
-    offsets = np.zeros(len(encoded) + 1, np.int32)
-    np.cumsum([len(e) for e in encoded], out=offsets[1:])
-    return pa.Array.from_buffers(
-        pa.string(), len(encoded), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
-    )
-
-
-def _all_null(kind: pa.DataType, rows: int) -> pa.Array:
-    """A column with no values, without writing any: one cached zero buffer serves as validity and
-    values of every such column (buffers are immutable, so sharing is safe)."""
-    return pa.Array.from_buffers(kind, rows, [_zeros(rows * 8), _zeros(rows * 8)], rows)
-
-
-_ZEROS = pa.py_buffer(b"")
-
-
-def _zeros(size: int) -> pa.Buffer:
-    global _ZEROS
-    if _ZEROS.size < size:
-        _ZEROS = pa.py_buffer(np.zeros(size, np.uint8))
-    return _ZEROS.slice(0, size)
-
-
-def _f64(col: tuple[np.ndarray, np.ndarray, int] | None, rows: int) -> pa.Array:
-    if col is None:  # the word never occurs in this batch
-        return _all_null(pa.float64(), rows)
-    values, valid, nulls = col
-    return pa.Array.from_buffers(pa.float64(), len(values), [_buf(valid) if nulls else None, _buf(values)], nulls)
-
-
-def _i64(col: tuple[np.ndarray, np.ndarray, int] | None, rows: int) -> pa.Array:
-    if col is None:
-        return _all_null(pa.int64(), rows)
-    values, valid, nulls = col
-    return pa.Array.from_buffers(pa.int64(), rows, [_buf(valid) if nulls else None, _buf(values)], nulls)
-
-
-def _offsets(offsets: np.ndarray | None, rows: int) -> pa.Buffer:
-    """Offsets None: no row has a value, so every offset is zero."""
-    return _zeros((rows + 1) * 4) if offsets is None else pa.py_buffer(offsets)
-
-
-def _str(col: tuple[int, np.ndarray | None, np.ndarray, np.ndarray, int]) -> pa.Array:
-    n, offsets, data, valid, nulls = col
-    return pa.Array.from_buffers(
-        pa.string(), n, [_buf(valid) if nulls else None, _offsets(offsets, n), _buf(data)], nulls
-    )
-
-
-def _indices(col: tuple[np.ndarray, np.ndarray, int]) -> pa.Array:
-    values, valid, nulls = col
-    return pa.Array.from_buffers(pa.int32(), len(values), [_buf(valid) if nulls else None, _buf(values)], nulls)
-
-
-def _dict(col: tuple[np.ndarray, np.ndarray, int], dictionary: pa.Array) -> pa.DictionaryArray:
-    return pa.DictionaryArray.from_arrays(_indices(col), dictionary, safe=False)  # indices come from the dictionary
-
-
-def _params(col: tuple, rows: int) -> pa.Array:
-    offsets, keys, values, valid, nulls = col
-    entries = pa.StructArray.from_arrays([_str(keys), _str(values)], fields=list(_ENTRIES))
-    return pa.Array.from_buffers(
-        PARAMS_TYPE, rows, [_buf(valid) if nulls else None, _offsets(offsets, rows)], nulls, children=[entries]
-    )
-
-
-@dataclass
-class _Dictionaries:
-    commands: pa.Array
-    features: pa.Array
-    roles: pa.Array
-    objects: pa.Array
-
-    @classmethod
-    def of(cls, commands: list[str], features: list[str], objects: list[str]) -> _Dictionaries:
-        return cls(
-            _strings(commands),
-            _strings(features),
-            _strings([role_of(f) for f in features]),
-            _strings(objects),
-        )
-
-
-def _record_batch(b: dict[str, Any], d: _Dictionaries) -> pa.RecordBatch:
-    rows = b["rows"]
-    ck_values, ck_valid, ck_nulls = b["checksum_ok"]
-    feature = _indices(b["feature"])
-    columns = [
-        _plain(b["line"]),
-        _plain(b["offset"]),
-        _dict(b["command"], d.commands),
-        _i64(b["n"], rows),
-        pa.Array.from_buffers(pa.bool_(), rows, [_buf(ck_valid) if ck_nulls else None, _buf(ck_values)], ck_nulls),
-        *[_f64(b[w], rows) for w in WORDS],
-        _params(b["params"], rows),
-        _str(b["text"]),
-        _str(b["comment"]),
-        _indices(b["layer"]),
-        _f64(b["z"], rows),
-        pa.DictionaryArray.from_arrays(feature, d.features, safe=False),
-        # Roles share the feature indices; only the dictionary differs.
-        pa.DictionaryArray.from_arrays(feature, d.roles, safe=False),
-        _dict(b["object"], d.objects),
-        _f64(b["width"], rows),
-        _f64(b["height"], rows),
-    ]
-    return pa.RecordBatch.from_arrays(columns, schema=SCHEMA)
+def _batch(exported: Any) -> pa.RecordBatch:
+    """A batch the core exported through Arrow's C data interface, taken over without a copy
+    (dictionaries included)."""
+    return pa.RecordBatch._import_from_c(exported.address, SCHEMA)
 
 
 def _public_summary(s: dict[str, Any]) -> dict[str, Any]:
@@ -256,8 +111,7 @@ def read(source: PathLike | bytes, *, strict: bool = False, threads: int = 0, ch
         raw = _native.parse_file(name, threads, chunk_bytes)
     if strict:
         _raise_first(name, raw["diagnostics"])
-    d = _Dictionaries.of(raw["commands"], raw["features"], raw["objects"])
-    batches = [_record_batch(b, d) for b in raw["batches"]]
+    batches = [_batch(b) for b in raw["batches"]]
     summary = raw["summary"]
     summary["diagnostics"] = raw["diagnostics_total"]
     table = pa.Table.from_batches(batches, schema=_with_metadata(SCHEMA, summary))
@@ -292,11 +146,11 @@ class GcodeReader:
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         while (item := self._stream.next_batch()) is not None:
-            cols, commands, features, objects, diagnostics = item
+            exported, diagnostics = item
             if self.strict:
                 _raise_first(str(self.name), diagnostics)
             self.diagnostics.extend(diagnostics)
-            batch = _record_batch(cols, _Dictionaries.of(commands, features, objects))
+            batch = _batch(exported)
             if batch.num_rows:
                 last = batch.num_rows - 1
                 self.bytes_read = int(batch.column("offset")[last].as_py()) + 1

@@ -1,6 +1,7 @@
 //! G-code parsing: line-local lexing into Arrow-layout columns (parallel over pieces of a file),
 //! then modal context and the file summary resolved in file order.
 
+pub mod arrow;
 pub mod columns;
 pub mod context;
 pub mod dict;

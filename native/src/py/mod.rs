@@ -1,16 +1,18 @@
-//! The PyO3 layer: converts core results to numpy buffers and dicts, nothing else.
-//! Bulk work runs with the GIL released; Python assembles the buffers into Arrow without copies.
+//! The PyO3 layer: converts core results to Arrow arrays (through the C data interface), numpy
+//! buffers and dicts, nothing else. Bulk work runs with the GIL released; nothing is copied.
 
 use std::fs::File;
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use numpy::{IntoPyArray, PyArray1};
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 
-use crate::gcode::columns::{Bitmap, F64Col, StrCol};
+use crate::arrow_c::Exported;
+use crate::gcode::arrow::Dictionaries;
 use crate::gcode::dict::Dict;
 use crate::gcode::{self, Batch, Context, Diagnostic, GcodeError, Options, Source, WORD_COLUMNS};
 use crate::plan::marlin::MarlinOptions;
@@ -33,78 +35,32 @@ fn options(threads: usize, chunk_bytes: usize, max_diagnostics: usize) -> Option
     Options { threads, chunk_bytes, max_diagnostics }
 }
 
-fn bitmap<'py>(py: Python<'py>, b: Bitmap) -> Bound<'py, PyArray1<u8>> {
-    b.bytes.into_pyarray(py)
-}
+/// A batch exported through Arrow's C data interface: `pyarrow.RecordBatch._import_from_c(address,
+/// schema)` takes it over (the columns of `threedpai_native::gcode::arrow::column_names`); freed
+/// on drop if it never was.
+#[pyclass(name = "ArrowBatch", frozen)]
+struct PyArrowBatch(Exported);
 
-/// (values, validity, null count), or None for a column with no value at all.
-fn f64_col<'py>(py: Python<'py>, c: F64Col) -> PyResult<Bound<'py, PyAny>> {
-    if c.is_all_null() {
-        return Ok(py.None().into_bound(py));
+#[pymethods]
+impl PyArrowBatch {
+    #[getter]
+    fn address(&self) -> usize {
+        self.0.address()
     }
-    let nulls = c.valid.null_count();
-    Ok((c.values.into_pyarray(py), bitmap(py, c.valid), nulls).into_pyobject(py)?.into_any())
 }
 
-/// (rows, offsets, data, validity, null count); offsets None when no row has a value (all zero).
-fn str_col<'py>(py: Python<'py>, c: StrCol) -> PyResult<Bound<'py, PyAny>> {
-    let nulls = c.valid.null_count();
-    let offsets = (!c.is_all_null()).then(|| c.offsets.into_pyarray(py));
-    Ok((c.valid.len, offsets, c.data.into_pyarray(py), bitmap(py, c.valid), nulls).into_pyobject(py)?.into_any())
+fn arrow_batch(b: Batch, dicts: &Dictionaries, zeros: &Arc<Vec<u64>>) -> PyArrowBatch {
+    PyArrowBatch(Exported::new(gcode::arrow::batch_array(b, dicts, zeros)))
 }
 
-fn id_col<'py>(py: Python<'py>, values: Vec<i32>, valid: Bitmap) -> PyResult<Bound<'py, PyAny>> {
-    let nulls = valid.null_count();
-    Ok((values.into_pyarray(py), bitmap(py, valid), nulls).into_pyobject(py)?.into_any())
+/// The normalized extrusion role of a slicer's feature label ("External perimeter" -> "outer_wall").
+#[pyfunction]
+fn role_of(feature: &str) -> &'static str {
+    crate::slicer::roles::role_of(feature)
 }
 
 fn strings(d: &Dict) -> Vec<String> {
     d.values.iter().map(|v| String::from_utf8_lossy(v).into_owned()).collect()
-}
-
-fn batch_dict<'py>(py: Python<'py>, b: Batch) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    let lx = b.lexed;
-    let cx = b.context;
-    d.set_item("rows", lx.rows)?;
-    // Line numbers are made here, in memory the allocator reuses from parse to parse; numpy's
-    // `arange` took fresh pages from the system for each batch (two thirds of a parse's page faults).
-    let first = lx.first_line as i64;
-    d.set_item("line", (first..first + lx.rows as i64).collect::<Vec<i64>>().into_pyarray(py))?;
-    d.set_item("offset", lx.offset.into_pyarray(py))?;
-    d.set_item("command", id_col(py, lx.command, lx.command_valid)?)?;
-    if lx.n.is_empty() {
-        d.set_item("n", py.None())?;
-    } else {
-        let n_nulls = lx.n_valid.null_count();
-        d.set_item("n", (lx.n.into_pyarray(py), bitmap(py, lx.n_valid), n_nulls))?;
-    }
-    let ck_nulls = lx.checksum_valid.null_count();
-    d.set_item("checksum_ok", (bitmap(py, lx.checksum_ok), bitmap(py, lx.checksum_valid), ck_nulls))?;
-    for (letter, col) in WORD_COLUMNS.iter().zip(lx.words) {
-        d.set_item((*letter as char).to_string(), f64_col(py, col)?)?;
-    }
-    let p = lx.params;
-    let p_nulls = p.valid.null_count();
-    d.set_item(
-        "params",
-        (
-            (!p.offsets.is_empty()).then(|| p.offsets.into_pyarray(py)),
-            str_col(py, p.keys)?,
-            str_col(py, p.values)?,
-            bitmap(py, p.valid),
-            p_nulls,
-        ),
-    )?;
-    d.set_item("text", str_col(py, lx.text)?)?;
-    d.set_item("comment", str_col(py, lx.comment)?)?;
-    d.set_item("layer", id_col(py, cx.layer.values, cx.layer.valid)?)?;
-    d.set_item("z", f64_col(py, cx.z)?)?;
-    d.set_item("feature", id_col(py, cx.feature.values, cx.feature.valid)?)?;
-    d.set_item("object", id_col(py, cx.object.values, cx.object.valid)?)?;
-    d.set_item("width", f64_col(py, cx.width)?)?;
-    d.set_item("height", f64_col(py, cx.height)?)?;
-    Ok(d)
 }
 
 fn diagnostics<'py>(py: Python<'py>, diags: &[Diagnostic]) -> PyResult<Bound<'py, PyList>> {
@@ -176,15 +132,11 @@ fn result_dict<'py>(py: Python<'py>, parsed: gcode::Parsed) -> PyResult<Bound<'p
     let out = PyDict::new(py);
     let ctx = parsed.context;
     out.set_item("summary", summary_dict(py, &ctx)?)?;
-    out.set_item("commands", strings(&ctx.commands))?;
-    out.set_item("features", strings(&ctx.features))?;
-    out.set_item("objects", strings(&ctx.objects))?;
     out.set_item("diagnostics", diagnostics(py, &parsed.diagnostics)?)?;
     out.set_item("diagnostics_total", parsed.diagnostics_total)?;
-    let batches = PyList::empty(py);
-    for b in parsed.batches {
-        batches.append(batch_dict(py, b)?)?;
-    }
+    let zeros = gcode::arrow::zeros(parsed.batches.iter().map(|b| b.lexed.rows).max().unwrap_or(0));
+    let dicts = Dictionaries::new(&ctx.commands, &ctx.features, &ctx.objects);
+    let batches: Vec<PyArrowBatch> = parsed.batches.into_iter().map(|b| arrow_batch(b, &dicts, &zeros)).collect();
     out.set_item("batches", batches)?;
     Ok(out)
 }
@@ -248,7 +200,7 @@ impl PyStream {
         Ok(PyStream { inner: Some(gcode::Stream::new(reader, options(1, chunk_bytes, max_diagnostics))), max_diagnostics, diagnostics_kept: 0 })
     }
 
-    /// The next batch as (columns, commands, features, objects, diagnostics), or None.
+    /// The next batch as (an `ArrowBatch`, diagnostics), or None.
     fn next_batch<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
         let Some(stream) = self.inner.as_mut() else { return Ok(None) };
         let batch = py.detach(|| stream.next_batch()).map_err(|e| PyOSError::new_err(e.to_string()))?;
@@ -259,9 +211,14 @@ impl PyStream {
         self.diagnostics_kept += diags.len();
         let diags = diagnostics(py, &diags)?;
         // Dictionaries as they stand after this batch (they only grow, so ids stay valid).
-        let (c, f, o) = stream_dicts(stream);
-        let cols = batch_dict(py, b)?;
-        Ok(Some((cols, c, f, o, diags).into_pyobject(py)?.into_any()))
+        let none = Dict::default();
+        let dicts = match stream.context() {
+            Some(ctx) => Dictionaries::new(&ctx.commands, &ctx.features, &ctx.objects),
+            None => Dictionaries::new(&none, &none, &none),
+        };
+        let zeros = gcode::arrow::zeros(b.lexed.rows);
+        let batch = arrow_batch(b, &dicts, &zeros);
+        Ok(Some((batch, diags).into_pyobject(py)?.into_any()))
     }
 
     /// The summary, once every batch has been read.
@@ -272,13 +229,6 @@ impl PyStream {
         let d = summary_dict(py, &ctx)?;
         d.set_item("diagnostics_total", total)?;
         Ok(d)
-    }
-}
-
-fn stream_dicts<R: Read>(s: &gcode::Stream<R>) -> (Vec<String>, Vec<String>, Vec<String>) {
-    match s.context() {
-        Some(ctx) => (strings(&ctx.commands), strings(&ctx.features), strings(&ctx.objects)),
-        None => Default::default(),
     }
 }
 
@@ -406,7 +356,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(plan_file, m)?)?;
     m.add_function(wrap_pyfunction!(numeric_csv, m)?)?;
+    m.add_function(wrap_pyfunction!(role_of, m)?)?;
     m.add_class::<PyStream>()?;
+    m.add_class::<PyArrowBatch>()?;
+    m.add("BATCH_COLUMNS", gcode::arrow::column_names())?;
     m.add("WORD_COLUMNS", WORD_COLUMNS.iter().map(|c| (*c as char).to_string()).collect::<Vec<_>>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
