@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -37,6 +38,10 @@ def test_every_corpus_file_parses_line_for_line(path: Path) -> None:
     t = parsed.table
     assert t.schema.remove_metadata() == gcode.SCHEMA
     t.validate(full=True)  # the core's buffers, taken over as they are, are valid Arrow
+    # The metadata JSON (written by the core) is the summary the dict gives, less thumbnail data.
+    meta = json.loads(t.schema.metadata[b"threedpai.summary"])
+    assert meta == json.loads(json.dumps(gcode._public_summary(parsed.summary)))
+    assert meta["lines"] == t.num_rows and meta["diagnostics"] == parsed.diagnostics_total
     if path.suffix == ".bgcode":
         assert parsed.summary["container"] == "bgcode"
         assert t.num_rows > 1000

@@ -10,7 +10,6 @@ Columns and summary keys are described in docs/gcode.md.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -67,16 +66,9 @@ def _batch(exported: Any) -> pa.RecordBatch:
 
 
 def _public_summary(s: dict[str, Any]) -> dict[str, Any]:
-    """The summary with bytes-free thumbnail descriptions (for metadata and printing)."""
-    out = dict(s)
-    out["thumbnails"] = [
-        {k: v for k, v in t.items() if k != "data"} | {"bytes": len(t["data"])} for t in s["thumbnails"]
-    ]
-    return out
-
-
-def _with_metadata(schema: pa.Schema, summary: dict[str, Any]) -> pa.Schema:
-    return schema.with_metadata({b"threedpai.summary": json.dumps(_public_summary(summary)).encode()})
+    """The summary without thumbnail data (for metadata and printing); the core's JSON of it is
+    the same."""
+    return s | {"thumbnails": [{k: v for k, v in t.items() if k != "data"} for t in s["thumbnails"]]}
 
 
 @dataclass
@@ -112,10 +104,10 @@ def read(source: PathLike | bytes, *, strict: bool = False, threads: int = 0, ch
     if strict:
         _raise_first(name, raw["diagnostics"])
     batches = [_batch(b) for b in raw["batches"]]
-    summary = raw["summary"]
-    summary["diagnostics"] = raw["diagnostics_total"]
-    table = pa.Table.from_batches(batches, schema=_with_metadata(SCHEMA, summary))
-    return ParsedGcode(table, summary, raw["diagnostics"], raw["diagnostics_total"])
+    # The summary's JSON comes from the core: json.dumps of a 779-layer summary took 4 % of a parse.
+    schema = SCHEMA.with_metadata({b"threedpai.summary": raw["summary_json"]})
+    table = pa.Table.from_batches(batches, schema=schema)
+    return ParsedGcode(table, raw["summary"], raw["diagnostics"], raw["diagnostics_total"])
 
 
 def parse(source: PathLike | bytes, *, strict: bool = False, threads: int = 0) -> pa.Table:
@@ -156,5 +148,4 @@ class GcodeReader:
                 self.bytes_read = int(batch.column("offset")[last].as_py()) + 1
             yield batch
         self.summary = self._stream.finish()
-        self.summary["diagnostics"] = self.summary.pop("diagnostics_total")
         self.bytes_read = self.summary["bytes"]

@@ -5,6 +5,7 @@ use crate::slicer::producer::Producer;
 use crate::slicer::tags::ImageFormat;
 
 use super::dict::Dict;
+use super::Context;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LayerInfo {
@@ -105,4 +106,46 @@ impl SummaryBuilder {
             Fact::LayerCount(n) => self.layer_count_stated = Some(n),
         }
     }
+}
+
+/// The summary as JSON: what `threedpai.gcode` returns as a dict and keeps in the table's schema
+/// metadata. Thumbnails are described by their size in `bytes` (their data is handed over on its
+/// own); unknown values (a layer's NaN Z) are null. Keys in the order documented in docs/gcode.md.
+pub fn summary_json(ctx: &Context) -> serde_json::Value {
+    use serde_json::json;
+    let s = &ctx.summary;
+    let text = |d: &Dict| d.values.iter().map(|v| String::from_utf8_lossy(v).into_owned()).collect::<Vec<_>>();
+    let mut counts: Vec<_> = s.command_counts.iter().filter(|(_, c)| *c > 0).collect();
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let commands: serde_json::Map<_, _> = counts.into_iter().map(|(name, c)| (String::from_utf8_lossy(name).into_owned(), json!(c))).collect();
+    // NaN becomes null (serde_json writes any non-finite float as null).
+    let layers: Vec<_> = s.layers.iter().map(|l| json!([l.z, l.height, l.first_line])).collect();
+    let thumbnails: Vec<_> =
+        s.thumbnails.iter().map(|t| json!({"format": t.format, "width": t.width, "height": t.height, "bytes": t.data.len()})).collect();
+    json!({
+        "producer": s.producer.as_ref().map(|p| &p.name),
+        "producer_version": s.producer.as_ref().and_then(|p| p.version.as_ref()),
+        "flavour": s.flavour,
+        "container": s.container,
+        "bytes": s.bytes,
+        "lines": s.rows,
+        "commands": commands,
+        "layer_source": s.layer_source,
+        "layer_count": s.layers.len(),
+        "layer_count_stated": s.layer_count_stated,
+        "layers": layers,
+        "features": text(&ctx.features),
+        "objects": text(&ctx.objects),
+        "settings": s.settings,
+        "estimates": s.estimates,
+        "estimated_time_s": s.estimated_time(),
+        "progress_marks": s.progress_marks,
+        "progress_total_min": s.progress_total_min,
+        "filament": s.filament,
+        "bgcode_metadata": s.bgcode_metadata,
+        "thumbnails": thumbnails,
+        "line_numbers": s.line_numbers,
+        "checksums": s.checksums,
+        "checksums_ok": s.checksums_ok,
+    })
 }

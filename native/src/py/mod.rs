@@ -9,7 +9,7 @@ use std::sync::Arc;
 use numpy::{IntoPyArray, PyArray1};
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyList, PyString};
 
 use crate::arrow_c::Exported;
 use crate::gcode::arrow::Dictionaries;
@@ -77,61 +77,47 @@ fn diagnostics<'py>(py: Python<'py>, diags: &[Diagnostic]) -> PyResult<Bound<'py
     Ok(out)
 }
 
-fn summary_dict<'py>(py: Python<'py>, ctx: &Context) -> PyResult<Bound<'py, PyDict>> {
-    let s = &ctx.summary;
-    let d = PyDict::new(py);
-    d.set_item("producer", s.producer.as_ref().map(|p| p.name.clone()))?;
-    d.set_item("producer_version", s.producer.as_ref().and_then(|p| p.version.clone()))?;
-    d.set_item("flavour", s.flavour.clone())?;
-    d.set_item("container", s.container)?;
-    d.set_item("bytes", s.bytes)?;
-    d.set_item("lines", s.rows)?;
-    let counts = PyDict::new(py);
-    let mut sorted: Vec<_> = s.command_counts.iter().filter(|(_, c)| *c > 0).collect();
-    sorted.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    for (name, c) in sorted {
-        counts.set_item(String::from_utf8_lossy(name), c)?;
+/// The summary (`gcode::summary::summary_json`, with the diagnostics count) as a Python dict,
+/// thumbnails with their `data`, and as JSON text for the table's schema metadata.
+fn summary<'py>(py: Python<'py>, ctx: &Context, diagnostics_total: u64) -> PyResult<(Bound<'py, PyDict>, String)> {
+    let mut value = gcode::summary::summary_json(ctx);
+    value["diagnostics"] = diagnostics_total.into();
+    let d = json_to_py(py, &value)?.cast_into::<PyDict>()?;
+    let thumbnails = d.get_item("thumbnails")?.expect("summary_json writes thumbnails");
+    for (t, data) in thumbnails.try_iter()?.zip(&ctx.summary.thumbnails) {
+        t?.set_item("data", PyBytes::new(py, &data.data))?;
     }
-    d.set_item("commands", counts)?;
-    d.set_item("layer_source", s.layer_source)?;
-    d.set_item("layer_count", s.layers.len())?;
-    d.set_item("layer_count_stated", s.layer_count_stated)?;
-    let layers = PyList::empty(py);
-    for l in &s.layers {
-        let z = if l.z.is_nan() { None } else { Some(l.z) };
-        let h = if l.height.is_nan() { None } else { Some(l.height) };
-        layers.append((z, h, l.first_line))?;
-    }
-    d.set_item("layers", layers)?;
-    d.set_item("features", strings(&ctx.features))?;
-    d.set_item("objects", strings(&ctx.objects))?;
-    d.set_item("settings", s.settings.clone())?;
-    d.set_item("estimates", s.estimates.clone())?;
-    d.set_item("estimated_time_s", s.estimated_time())?;
-    d.set_item("progress_marks", s.progress_marks)?;
-    d.set_item("progress_total_min", s.progress_total_min)?;
-    d.set_item("filament", s.filament.clone())?;
-    d.set_item("bgcode_metadata", s.bgcode_metadata.clone())?;
-    let thumbs = PyList::empty(py);
-    for t in &s.thumbnails {
-        let item = PyDict::new(py);
-        item.set_item("format", t.format)?;
-        item.set_item("width", t.width)?;
-        item.set_item("height", t.height)?;
-        item.set_item("data", PyBytes::new(py, &t.data))?;
-        thumbs.append(item)?;
-    }
-    d.set_item("thumbnails", thumbs)?;
-    d.set_item("line_numbers", s.line_numbers)?;
-    d.set_item("checksums", s.checksums)?;
-    d.set_item("checksums_ok", s.checksums_ok)?;
-    Ok(d)
+    Ok((d, value.to_string()))
+}
+
+fn json_to_py<'py>(py: Python<'py>, v: &serde_json::Value) -> PyResult<Bound<'py, PyAny>> {
+    use serde_json::Value;
+    Ok(match v {
+        Value::Null => py.None().into_bound(py),
+        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => u.into_pyobject(py)?.into_any(),
+            (None, Some(i)) => i.into_pyobject(py)?.into_any(),
+            _ => n.as_f64().unwrap_or(f64::NAN).into_pyobject(py)?.into_any(),
+        },
+        Value::String(s) => PyString::new(py, s).into_any(),
+        Value::Array(items) => PyList::new(py, items.iter().map(|x| json_to_py(py, x)).collect::<PyResult<Vec<_>>>()?)?.into_any(),
+        Value::Object(map) => {
+            let d = PyDict::new(py);
+            for (k, x) in map {
+                d.set_item(k, json_to_py(py, x)?)?;
+            }
+            d.into_any()
+        }
+    })
 }
 
 fn result_dict<'py>(py: Python<'py>, parsed: gcode::Parsed) -> PyResult<Bound<'py, PyDict>> {
     let out = PyDict::new(py);
     let ctx = parsed.context;
-    out.set_item("summary", summary_dict(py, &ctx)?)?;
+    let (summary, summary_json) = summary(py, &ctx, parsed.diagnostics_total)?;
+    out.set_item("summary", summary)?;
+    out.set_item("summary_json", summary_json)?;
     out.set_item("diagnostics", diagnostics(py, &parsed.diagnostics)?)?;
     out.set_item("diagnostics_total", parsed.diagnostics_total)?;
     let zeros = gcode::arrow::zeros(parsed.batches.iter().map(|b| b.lexed.rows).max().unwrap_or(0));
@@ -226,9 +212,7 @@ impl PyStream {
         let stream = self.inner.take().ok_or_else(|| PyOSError::new_err("stream already finished"))?;
         let total = stream.diagnostics_total;
         let ctx = stream.finish();
-        let d = summary_dict(py, &ctx)?;
-        d.set_item("diagnostics_total", total)?;
-        Ok(d)
+        Ok(summary(py, &ctx, total)?.0)
     }
 }
 
