@@ -7,8 +7,13 @@ use libfuzzer_sys::fuzz_target;
 use threedpai_native::{bgcode, gcode};
 
 fuzz_target!(|data: &[u8]| {
+    // The line count against a byte loop: `\n`, `\r\n` and a lone `\r` end a line, and so does
+    // the end of input after a final unterminated line.
+    let mut lines = data.iter().enumerate().filter(|&(i, &b)| b == b'\n' || (b == b'\r' && data.get(i + 1) != Some(&b'\n'))).count();
+    lines += data.last().is_some_and(|&b| b != b'\n' && b != b'\r') as usize;
+    assert_eq!(gcode::lexer::count_lines(data), (lines, data.contains(&b'\r')));
     let lexed = gcode::lex(data, 0, 1);
-    assert_eq!(lexed.rows, gcode::lexer::count_lines(data).0);
+    assert_eq!(lexed.rows, lines);
     assert_eq!(lexed.offset.len(), lexed.rows);
     // The plain-line fast path writes what the general path writes.
     assert_eq!(lexed.fingerprint(), gcode::lexer::lex_with(data, 0, 1, false).fingerprint());
