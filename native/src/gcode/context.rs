@@ -122,6 +122,16 @@ pub struct Context {
 }
 
 /// `visit |= bitmap`, a 64-row word at a time (bitmaps are least significant bit first).
+/// Sets bits `start..end` of a bitmap of words.
+fn set_bits(bits: &mut [u64], start: usize, end: usize) {
+    let mut i = start;
+    while i < end {
+        let n = (end - i).min(64 - i % 64); // 1..=64 bits in this word
+        bits[i / 64] |= (u64::MAX >> (64 - n)) << (i % 64);
+        i += n;
+    }
+}
+
 fn or_bitmap(visit: &mut [u64], b: &Bitmap) {
     for (w, chunk) in visit.iter_mut().zip(b.bytes.chunks(8)) {
         let mut word = [0u8; 8];
@@ -207,23 +217,31 @@ impl Context {
         let changes: Vec<u64> = self.kinds.iter().map(|&k| (k != Kind::Other && !(k == Kind::Move && markers)) as u64).collect();
         let mut visit = vec![0u64; rows.div_ceil(64)];
         let mut counts = vec![0u64; self.commands.len()];
-        // Runs of one command (most rows repeat the one before) are looked up and counted once.
-        let (mut local, mut global, mut change, mut run) = (-1, 0, 0u64, 0u64);
-        for (row, c) in lx.command.iter_mut().enumerate() {
-            if *c < 0 {
+        // A run of one command (most rows repeat the one before) is found eight rows at a time,
+        // then looked up, counted, rewritten and marked at once.
+        let commands = &mut lx.command;
+        let mut row = 0;
+        while row < rows {
+            let (start, local) = (row, commands[row]);
+            row += 1;
+            while let Some(next) = commands.get(row..row + 8) {
+                if <&[i32; 8]>::try_from(next).expect("8 ids") != &[local; 8] {
+                    break;
+                }
+                row += 8;
+            }
+            while row < rows && commands[row] == local {
+                row += 1;
+            }
+            if local < 0 {
                 continue;
             }
-            if *c != local {
-                counts[global as usize] += run;
-                (local, global) = (*c, map[*c as usize]);
-                (change, run) = (changes[global as usize], 0);
+            let global = map[local as usize];
+            counts[global as usize] += (row - start) as u64;
+            commands[start..row].fill(global);
+            if changes[global as usize] != 0 {
+                set_bits(&mut visit, start, row);
             }
-            *c = global;
-            run += 1;
-            visit[row >> 6] |= change << (row & 63);
-        }
-        if run > 0 {
-            counts[global as usize] += run;
         }
         // An M486 id from the previous piece waiting for its name looks at this piece's first row.
         if self.pending_m486.is_some() && rows > 0 {
@@ -628,5 +646,18 @@ mod tests {
         assert_eq!(o[1].as_deref(), Some("box id:0 copy 0"));
         assert_eq!(o[4], None);
         assert_eq!(o[5].as_deref(), Some("box id:0 copy 0"));
+    }
+
+    #[test]
+    fn set_bits_equals_a_bit_loop() {
+        for start in 0..200 {
+            for end in start..200 {
+                let mut bits = vec![0u64; 4];
+                super::set_bits(&mut bits, start, end);
+                let expected: Vec<u64> =
+                    (0..4).map(|w| (0..64).filter(|b| (start..end).contains(&(w * 64 + b))).fold(0, |m, b| m | 1 << b)).collect();
+                assert_eq!(bits, expected, "{start}..{end}");
+            }
+        }
     }
 }
