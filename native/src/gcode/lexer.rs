@@ -586,7 +586,21 @@ impl<'a> LineLexer<'a, '_> {
             } else {
                 let letter = w[0];
                 if !matches!(letter, b'G' | b'M' | b'T') {
-                    break;
+                    if letter != b';' && end > 0 {
+                        break;
+                    }
+                    // A blank line, or a comment-only line (where slicers put their tags).
+                    // SAFETY: as for the other rows, below.
+                    unsafe {
+                        offsets.add(row).write((self.base_offset + pos as u64) as i64);
+                        commands.add(row).write(-1);
+                    }
+                    if end > 0 {
+                        self.comment_line(w, end, pos, row);
+                    }
+                    pos += next;
+                    row += 1;
+                    continue;
                 }
                 let Some((number, digits)) = run8(w, 1) else { break };
                 let i = 1 + digits;
@@ -667,6 +681,23 @@ impl<'a> LineLexer<'a, '_> {
         self.word_bufs = bufs;
         self.last_plain = last;
         (pos, row)
+    }
+
+    /// The comment of a line that starts with `;` and ends at `w[end]`, as the general path
+    /// reads it: the text, the comment-only mark and the tag's event.
+    #[inline(never)]
+    fn comment_line(&mut self, w: &[u8; WINDOW], end: usize, pos: usize, row: usize) {
+        let start = self.out.comment.data.len();
+        let (a, b) = trim_range(w, 1, end);
+        if !push_short_ascii(&mut self.out.comment.data, w, a, b) {
+            (self.row, self.start) = (row, pos);
+            self.comment(&w[1..end], &mut 0);
+        }
+        self.out.comment.close_row(row);
+        self.out.comment_only.set(row);
+        if let Some(tag) = classify(&self.out.comment.data[start..]) {
+            self.out.events.push((row as u32, Event::from_tag(tag)));
+        }
     }
 
     /// Writes the first value of word column `slot` (allocating it) and returns its buffers.
@@ -1191,10 +1222,11 @@ mod tests {
             for len in 40..72 {
                 let mut line = "G1 X1.5 Y-2 E.03 ;".to_string();
                 line.push_str(&"c".repeat(len - line.len()));
-                let t = format!("{line}{eol}").repeat(3) + &"G1 X2\n".repeat(20);
+                let comment_only = format!(";TYPE:{}", "c".repeat(len - 6));
+                let t = format!("{line}{eol}{comment_only}{eol}").repeat(3) + &"G1 X2\n".repeat(20);
                 let (fast, general) = (lex_with(t.as_bytes(), 0, 1, true), lex_with(t.as_bytes(), 0, 1, false));
                 assert_eq!(fast.fingerprint(), general.fingerprint(), "{eol:?} {len}");
-                assert_eq!(fast.rows, 23);
+                assert_eq!(fast.rows, 26);
             }
         }
     }
@@ -1216,8 +1248,15 @@ mod tests {
         let seps = [" ", " ", " ", "  ", "\t", ""];
         // Long comments put line ends on both sides of the plain path's 64-byte window.
         let ends = ["", "", " ;c", ";x y", " *12", " (p)", " ", "  ; WIDTH:0.4", " ; a comment as long as a wipe move's note", " ;                                   x"];
+        // Blank and comment-only lines (slicer tags among them) between the commands.
+        let comment_lines = ["", ";", ";   ", ";TYPE:Perimeter", "; TYPE:External perimeter", ";LAYER_CHANGE", ";Z:0.4", ";WIDTH:0.45",
+            "; printing object box id:0 copy 0", ";\t x  ", "; a comment-only line longer than sixteen bytes", ";é non-ascii", ";(p) ;x"];
         let mut text = String::new();
         for _ in 0..20_000 {
+            if next(6) == 0 {
+                text.push_str(pick(next(100), &comment_lines));
+                text.push_str(pick(next(8), &["\n", "\n", "\n", "\n", "\n", "\n", "\r\n", "\r"]));
+            }
             text.push_str(pick(next(100), &commands));
             for _ in 0..next(5) {
                 text.push_str(pick(next(6), &seps));
