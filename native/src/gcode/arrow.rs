@@ -5,9 +5,8 @@
 use std::sync::Arc;
 
 use super::columns::{Bitmap, F64Col, IdCol, StrCol};
-use super::dict::Dict;
 use super::lexer::ParamCol;
-use super::{Batch, WORD_COLUMNS};
+use super::{Batch, Context, WORD_COLUMNS};
 use crate::arrow_c::{Array, Buffer};
 use crate::slicer::roles::role_of;
 
@@ -51,15 +50,14 @@ pub struct Dictionaries {
 }
 
 impl Dictionaries {
-    /// The parse's dictionaries (as they stand, for a stream); `role`'s are the features' roles.
-    pub fn new(commands: &Dict, features: &Dict, objects: &Dict) -> Dictionaries {
-        let text = |d: &Dict| d.values.iter().map(|v| String::from_utf8_lossy(v).into_owned()).collect::<Vec<_>>();
-        let features = text(features);
+    /// The context's dictionaries (as they stand, for a stream); `role`'s are the features' roles.
+    pub fn of(ctx: &Context) -> Dictionaries {
+        let features = ctx.features.strings();
         Dictionaries {
-            commands: Strings::new(text(commands).iter().map(String::as_str)),
+            commands: Strings::new(ctx.commands.strings().iter().map(String::as_str)),
             roles: Strings::new(features.iter().map(|f| role_of(f))),
             features: Strings::new(features.iter().map(String::as_str)),
-            objects: Strings::new(text(objects).iter().map(String::as_str)),
+            objects: Strings::new(ctx.objects.strings().iter().map(String::as_str)),
         }
     }
 }
@@ -158,8 +156,7 @@ mod tests {
     fn batch_exports_every_column_with_its_rows() {
         let text = b"G1 X1 Y2 ; a\nM117 hi\nSET_VELOCITY_LIMIT ACCEL=5\nG1 Z.3\n".to_vec();
         let parsed = parse(&Source::from_bytes(text, "t").unwrap(), &Options { threads: 1, ..Options::default() });
-        let ctx = &parsed.context;
-        let dicts = Dictionaries::new(&ctx.commands, &ctx.features, &ctx.objects);
+        let dicts = Dictionaries::of(&parsed.context);
         let b = parsed.batches.into_iter().next().unwrap();
         let rows = b.lexed.rows;
         let exported = Exported::new(batch_array(b, &dicts, &zeros(rows)));

@@ -121,7 +121,6 @@ pub struct Context {
     comment_objects: bool,
 }
 
-/// `visit |= bitmap`, a 64-row word at a time (bitmaps are least significant bit first).
 /// Sets bits `start..end` of a bitmap of words.
 fn set_bits(bits: &mut [u64], start: usize, end: usize) {
     let mut i = start;
@@ -132,6 +131,7 @@ fn set_bits(bits: &mut [u64], start: usize, end: usize) {
     }
 }
 
+/// `visit |= bitmap`, a 64-row word at a time (bitmaps are least significant bit first).
 fn or_bitmap(visit: &mut [u64], b: &Bitmap) {
     for (w, chunk) in visit.iter_mut().zip(b.bytes.chunks(8)) {
         let mut word = [0u8; 8];

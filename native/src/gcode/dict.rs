@@ -29,6 +29,10 @@ impl Dict {
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
     }
+    /// The values as text (invalid UTF-8 replaced).
+    pub fn strings(&self) -> Vec<String> {
+        self.values.iter().map(|v| String::from_utf8_lossy(v).into_owned()).collect()
+    }
 }
 
 /// Classic commands (`G1`, `M104`, `T0`) are interned through a direct table first:

@@ -550,12 +550,17 @@ impl<'a> LineLexer<'a, '_> {
         if comments > 0 {
             self.out.comment.close_row(row);
             if !content {
-                self.out.comment_only.set(row);
-                let start = self.out.comment.offsets[row] as usize;
-                if let Some(tag) = classify(&self.out.comment.data[start..]) {
-                    self.out.events.push((row as u32, Event::from_tag(tag)));
-                }
+                self.comment_only(row);
             }
+        }
+    }
+
+    /// Marks `row`, whose comment is closed, as comment-only, with the event of its slicer tag.
+    fn comment_only(&mut self, row: usize) {
+        self.out.comment_only.set(row);
+        let start = self.out.comment.offsets[row] as usize;
+        if let Some(tag) = classify(&self.out.comment.data[start..]) {
+            self.out.events.push((row as u32, Event::from_tag(tag)));
         }
     }
 
@@ -596,7 +601,8 @@ impl<'a> LineLexer<'a, '_> {
                         commands.add(row).write(-1);
                     }
                     if end > 0 {
-                        self.comment_line(w, end, pos, row);
+                        self.window_comment(w, 1, end, pos, row);
+                        self.comment_only(row);
                     }
                     pos += next;
                     row += 1;
@@ -663,12 +669,7 @@ impl<'a> LineLexer<'a, '_> {
                 *valid.add(row >> 3) |= 1 << (row & 7);
             }
             if let Some(k) = comment {
-                let (a, b) = trim_range(w, k, end);
-                if !push_short_ascii(&mut self.out.comment.data, w, a, b) {
-                    (self.row, self.start) = (row, pos);
-                    self.comment(&w[k..end], &mut 0);
-                }
-                self.out.comment.close_row(row);
+                self.window_comment(w, k, end, pos, row);
             }
             pos += next;
             row += 1;
@@ -683,21 +684,16 @@ impl<'a> LineLexer<'a, '_> {
         (pos, row)
     }
 
-    /// The comment of a line that starts with `;` and ends at `w[end]`, as the general path
-    /// reads it: the text, the comment-only mark and the tag's event.
-    #[inline(never)]
-    fn comment_line(&mut self, w: &[u8; WINDOW], end: usize, pos: usize, row: usize) {
-        let start = self.out.comment.data.len();
-        let (a, b) = trim_range(w, 1, end);
+    /// The plain path's comment, `w[k..end]` of the line at `pos` (row `row`), as the general
+    /// path reads it: trimmed, short ASCII ones copied in one store.
+    #[inline(always)]
+    fn window_comment(&mut self, w: &[u8; WINDOW], k: usize, end: usize, pos: usize, row: usize) {
+        let (a, b) = trim_range(w, k, end);
         if !push_short_ascii(&mut self.out.comment.data, w, a, b) {
             (self.row, self.start) = (row, pos);
-            self.comment(&w[1..end], &mut 0);
+            self.comment(&w[k..end], &mut 0);
         }
         self.out.comment.close_row(row);
-        self.out.comment_only.set(row);
-        if let Some(tag) = classify(&self.out.comment.data[start..]) {
-            self.out.events.push((row as u32, Event::from_tag(tag)));
-        }
     }
 
     /// Writes the first value of word column `slot` (allocating it) and returns its buffers.

@@ -114,7 +114,6 @@ impl SummaryBuilder {
 pub fn summary_json(ctx: &Context) -> serde_json::Value {
     use serde_json::json;
     let s = &ctx.summary;
-    let text = |d: &Dict| d.values.iter().map(|v| String::from_utf8_lossy(v).into_owned()).collect::<Vec<_>>();
     let mut counts: Vec<_> = s.command_counts.iter().filter(|(_, c)| *c > 0).collect();
     counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let commands: serde_json::Map<_, _> = counts.into_iter().map(|(name, c)| (String::from_utf8_lossy(name).into_owned(), json!(c))).collect();
@@ -134,8 +133,8 @@ pub fn summary_json(ctx: &Context) -> serde_json::Value {
         "layer_count": s.layers.len(),
         "layer_count_stated": s.layer_count_stated,
         "layers": layers,
-        "features": text(&ctx.features),
-        "objects": text(&ctx.objects),
+        "features": ctx.features.strings(),
+        "objects": ctx.objects.strings(),
         "settings": s.settings,
         "estimates": s.estimates,
         "estimated_time_s": s.estimated_time(),

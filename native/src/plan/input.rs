@@ -353,8 +353,7 @@ pub struct Input<'a> {
 impl<'a> Input<'a> {
     pub fn new(parsed: &'a Parsed, text: &'a [u8], cfg: &PrinterConfig) -> Input<'a> {
         debug_assert_eq!(&WORD_COLUMNS, b"XYZEFIJKRPST");
-        let names: Vec<String> =
-            parsed.context.commands.values.iter().map(|v| String::from_utf8_lossy(v).into_owned()).collect();
+        let names = parsed.context.commands.strings();
         let classes = names.iter().map(|n| classify(n, cfg)).collect();
         let mut bad_lines: Vec<u64> = parsed
             .diagnostics

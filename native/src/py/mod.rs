@@ -13,7 +13,6 @@ use pyo3::types::{PyBool, PyBytes, PyDict, PyList, PyString};
 
 use crate::arrow_c::Exported;
 use crate::gcode::arrow::Dictionaries;
-use crate::gcode::dict::Dict;
 use crate::gcode::{self, Batch, Context, Diagnostic, GcodeError, Options, Source, WORD_COLUMNS};
 use crate::plan::marlin::MarlinOptions;
 use crate::plan::{self, PlanOptions, PrinterConfig, WaitModel};
@@ -57,10 +56,6 @@ fn arrow_batch(b: Batch, dicts: &Dictionaries, zeros: &Arc<Vec<u64>>) -> PyArrow
 #[pyfunction]
 fn role_of(feature: &str) -> &'static str {
     crate::slicer::roles::role_of(feature)
-}
-
-fn strings(d: &Dict) -> Vec<String> {
-    d.values.iter().map(|v| String::from_utf8_lossy(v).into_owned()).collect()
 }
 
 fn diagnostics<'py>(py: Python<'py>, diags: &[Diagnostic]) -> PyResult<Bound<'py, PyList>> {
@@ -121,7 +116,7 @@ fn result_dict<'py>(py: Python<'py>, parsed: gcode::Parsed) -> PyResult<Bound<'p
     out.set_item("diagnostics", diagnostics(py, &parsed.diagnostics)?)?;
     out.set_item("diagnostics_total", parsed.diagnostics_total)?;
     let zeros = gcode::arrow::zeros(parsed.batches.iter().map(|b| b.lexed.rows).max().unwrap_or(0));
-    let dicts = Dictionaries::new(&ctx.commands, &ctx.features, &ctx.objects);
+    let dicts = Dictionaries::of(&ctx);
     let batches: Vec<PyArrowBatch> = parsed.batches.into_iter().map(|b| arrow_batch(b, &dicts, &zeros)).collect();
     out.set_item("batches", batches)?;
     Ok(out)
@@ -197,11 +192,7 @@ impl PyStream {
         self.diagnostics_kept += diags.len();
         let diags = diagnostics(py, &diags)?;
         // Dictionaries as they stand after this batch (they only grow, so ids stay valid).
-        let none = Dict::default();
-        let dicts = match stream.context() {
-            Some(ctx) => Dictionaries::new(&ctx.commands, &ctx.features, &ctx.objects),
-            None => Dictionaries::new(&none, &none, &none),
-        };
+        let dicts = Dictionaries::of(stream.context().expect("a batch comes with its context"));
         let zeros = gcode::arrow::zeros(b.lexed.rows);
         let batch = arrow_batch(b, &dicts, &zeros);
         Ok(Some((batch, diags).into_pyobject(py)?.into_any()))
@@ -251,7 +242,7 @@ fn plan_file<'py>(
             Some(m) => plan::marlin::plan_marlin(&parsed, &source.text, None, m).0,
             None => plan::plan(&parsed, &source.text, &cfg, &PlanOptions { strict, ..PlanOptions::default() }),
         };
-        Ok((planned, strings(&parsed.context.features), strings(&parsed.context.objects), cfg.issues, source.text.len()))
+        Ok((planned, parsed.context.features.strings(), parsed.context.objects.strings(), cfg.issues, source.text.len()))
     });
     let (p, features, objects, issues, bytes) = work.map_err(|e| to_py_err(py, e))?;
     let d = PyDict::new(py);
