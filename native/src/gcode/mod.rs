@@ -12,6 +12,7 @@ pub mod summary;
 use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 pub use context::{Context, ContextCols, LayerSource};
 pub use lexer::{lex, Lexed, WORD_COLUMNS};
@@ -181,38 +182,60 @@ pub fn piece_bytes(opts: &Options, threads: usize) -> usize {
     }
 }
 
-/// Lexes pieces on `threads` scoped workers and hands them to `consume` in file order as soon
-/// as each is ready, so resolving (sequential) overlaps with lexing (parallel).
-fn lex_pieces_in_order(text: &[u8], pieces: &[(usize, usize)], threads: usize, mut consume: impl FnMut(Lexed)) {
+/// Lexes pieces on `threads` workers (the calling thread is one of them) and hands them to
+/// `consume` in file order as soon as each is ready. Whichever worker finds the next piece ready
+/// runs `consume` itself, then goes back to lexing: a separate consuming thread would make three
+/// threads on two cores, and when the scheduler left it waiting the resolving piled up into a
+/// serial tail (two threads over one: 1.27-1.71x end to end before, 1.68-1.94x with this).
+fn lex_pieces_in_order(text: &[u8], pieces: &[(usize, usize)], threads: usize, mut consume: impl FnMut(Lexed) + Send) {
     if threads <= 1 || pieces.len() <= 1 {
         pieces.iter().for_each(|&(a, b)| consume(lex(&text[a..b], a as u64, 1)));
         return;
     }
     let next = AtomicUsize::new(0);
+    let state = Mutex::new(Handover { ready: Default::default(), want: 0, consuming: false });
+    let consume = Mutex::new(consume); // only ever locked by the worker that set `consuming`
+    let work = || loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some(&(a, b)) = pieces.get(i) else { break };
+        let lx = lex(&text[a..b], a as u64, 1);
+        let mut s = lock(&state);
+        s.ready.insert(i, lx);
+        if s.consuming {
+            continue; // the consuming worker looks for this piece before it stops
+        }
+        s.consuming = true;
+        loop {
+            let want = s.want;
+            let Some(lx) = s.ready.remove(&want) else { break };
+            s.want += 1;
+            drop(s);
+            lock(&consume)(lx);
+            s = lock(&state);
+        }
+        s.consuming = false;
+    };
     std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        for _ in 0..threads.min(pieces.len()) {
-            let tx = tx.clone();
-            let next = &next;
-            scope.spawn(move || loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&(a, b)) = pieces.get(i) else { break };
-                if tx.send((i, lex(&text[a..b], a as u64, 1))).is_err() {
-                    break;
-                }
-            });
+        for _ in 1..threads.min(pieces.len()) {
+            scope.spawn(work);
         }
-        drop(tx);
-        let mut ready = std::collections::BTreeMap::new();
-        let mut want = 0;
-        for (i, lx) in rx {
-            ready.insert(i, lx);
-            while let Some(lx) = ready.remove(&want) {
-                consume(lx);
-                want += 1;
-            }
-        }
+        work();
     });
+    debug_assert_eq!(lock(&state).want, pieces.len(), "every piece consumed");
+}
+
+/// Lexed pieces waiting for their turn, the piece `consume` wants next, and whether a worker is
+/// consuming (it clears this only under the lock, having found the wanted piece missing).
+struct Handover {
+    ready: std::collections::BTreeMap<usize, Lexed>,
+    want: usize,
+    consuming: bool,
+}
+
+/// Locks a mutex that a panicking worker may have poisoned (the panic itself propagates out of
+/// the thread scope).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn layer_source(lexed: &[Lexed], base_offsets: impl Iterator<Item = u64>) -> LayerSource {
@@ -564,6 +587,27 @@ mod tests {
         assert_eq!(batches(2, 2 << 20).len(), 2, "a size given is kept");
         let rows: usize = shared.iter().map(|b| b.lexed.rows).sum();
         assert_eq!(rows, 150_000);
+    }
+
+    /// Workers take turns at consuming; every piece arrives once and in file order, however
+    /// the lexing and the consuming interleave.
+    #[test]
+    fn workers_hand_pieces_over_in_file_order() {
+        let text: Vec<u8> = (0..3000).flat_map(|i| format!("G1 X{i}\n").into_bytes()).collect();
+        let pieces = split_lines(&text, 64);
+        for threads in 1..6 {
+            for slow_every in [1, 3, 7] {
+                let mut seen = Vec::new();
+                lex_pieces_in_order(&text, &pieces, threads, |lx| {
+                    if seen.len() % slow_every == 0 {
+                        std::thread::yield_now(); // let other workers pile pieces up meanwhile
+                    }
+                    seen.push(lx.offset[0] as usize);
+                });
+                let starts: Vec<usize> = pieces.iter().map(|p| p.0).collect();
+                assert_eq!(seen, starts, "threads {threads}, slow every {slow_every}");
+            }
+        }
     }
 
     #[test]
