@@ -10,7 +10,9 @@ their MB/s are on the same kind of input. Every round runs each parser in turn (
 rounds of one round's MB/s over gcodeparser's in that round. This VM's speed drifts by up to 2x
 within minutes, so ratios of best runs timed minutes apart were partly the drift. The last lines
 give threedpai's ratio over all files and rounds, and what it means on the machine where issue #2
-set its goal.
+set its goal. On two or more cores a pair of processes, each parsing on one thread, runs at the
+same moment: what two independent parses get from this machine, the ceiling for two threads on
+one file.
 Needs a release build (``pip install .``, or ``SETUPTOOLS_RUST_CARGO_PROFILE=release``).
 """
 
@@ -18,9 +20,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing
 import os
 import statistics
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,7 +32,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 from threedpai import gcode
-from timing import interleaved
+from timing import Timed, interleaved
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 DEFAULT_FILES = [
@@ -108,6 +112,47 @@ def parse_times(path: Path, threads: int, times: int) -> pa.Table:
     return gcode.parse(path, threads=threads)
 
 
+def _pair_worker(path: Path, inner: int, start: Any, conn: Any) -> None:
+    """One process of a ProcessPair: on each request, waits for the other, then parses."""
+    while conn.recv():
+        start.wait()
+        begin = time.perf_counter()
+        table = parse_times(path, 1, inner)
+        conn.send((time.perf_counter() - begin, g1_stats_threedpai(table)))
+
+
+class ProcessPair:
+    """Two processes that each run ``inner`` one-thread parses of ``path``, started together.
+    Their throughput is what two independent parses get from this machine's cores (which slow
+    each other: shared cache and memory, a lower clock with both busy, the host's neighbours), so
+    it is the ceiling for two threads on one file."""
+
+    def __init__(self, path: Path, inner: int) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.start = ctx.Barrier(2)  # kept: the children open it after this returns
+        self.conns, self.procs = [], []
+        for _ in range(2):
+            mine, theirs = ctx.Pipe()
+            proc = ctx.Process(target=_pair_worker, args=(path, inner, self.start, theirs), daemon=True)
+            proc.start()
+            self.conns.append(mine)
+            self.procs.append(proc)
+
+    def __call__(self) -> Timed:
+        for conn in self.conns:
+            conn.send(True)
+        (t1, r1), (t2, r2) = (conn.recv() for conn in self.conns)
+        if r1 != r2:
+            raise RuntimeError(f"the two processes parsed differently: {r1} {r2}")
+        return Timed(max(t1, t2), r1)
+
+    def close(self) -> None:
+        for conn in self.conns:
+            conn.send(False)
+        for proc in self.procs:
+            proc.join()
+
+
 PEERS: dict[str, Callable[[str], tuple[int, float]]] = {
     "python split loop": plain_split,
     "gcodeparser 0.3.0": gcodeparser_parse,
@@ -139,6 +184,7 @@ def main() -> int:
         return 1
     cores = os.cpu_count() or 1
     ours = {"threedpai 1 thread": 1, f"threedpai {cores} threads": cores}
+    pair = "1 thread x 2 processes"  # counted as two parses of the file
     summary: dict[str, list[float]] = {}
     print(f"{'file':40} {'parser':22} {'MB':>5} {'best MB/s':>9} {'median':>7} {'Mlines/s':>8}  x gcodeparser")
     for path in files:
@@ -149,13 +195,20 @@ def main() -> int:
         fns: dict[str, Callable[[], Any]] = {
             label: (lambda t=threads, p=path: parse_times(p, t, args.inner)) for label, threads in ours.items()
         }
+        processes = ProcessPair(path, args.inner) if cores > 1 else None
+        if processes:
+            fns[pair] = processes
         fns |= {label: (lambda f=fn, t=head_text: f(t)) for label, fn in PEERS.items()}
-        times, results = interleaved(
-            fns,
-            args.rounds,
-            once=["pygcode 0.2.1"],
-            keep=lambda r: g1_stats_threedpai(r) if isinstance(r, pa.Table) else r,
-        )
+        try:
+            times, results = interleaved(
+                fns,
+                args.rounds,
+                once=["pygcode 0.2.1"],
+                keep=lambda r: g1_stats_threedpai(r) if isinstance(r, pa.Table) else r,
+            )
+        finally:
+            if processes:
+                processes.close()
         expected = {"whole": g1_stats_threedpai(gcode.parse(path)), "head": g1_stats_threedpai(gcode.parse(head))}
         peak, size = memory_use(path)
         print(
@@ -168,16 +221,18 @@ def main() -> int:
             if isinstance(got, Exception):  # gcodeparser crashes on some real lines (M486 A<name>)
                 print(f"{name} {label:22} crashed: {type(got).__name__}: {got}")
                 continue
-            n, xs = expected["whole" if label in ours else "head"]
+            whole = label in ours or label == pair
+            n, xs = expected["whole" if whole else "head"]
             if got[0] != n or not math.isclose(got[1], xs, rel_tol=1e-9, abs_tol=1e-6):
                 differs.add(label)
-            size_mb = (len(data) if label in ours else len(head)) / 1e6
-            runs = args.inner if label in ours else 1
+            size_mb = (len(data) if whole else len(head)) / 1e6
+            runs = (2 if label == pair else 1) * (args.inner if whole else 1)
             rates[label] = [size_mb * runs / t for t in secs]
         base = rates.get("gcodeparser 0.3.0")
         for label, r in rates.items():
-            size_mb = (len(data) if label in ours else len(head)) / 1e6
-            lines = (data if label in ours else head).count(b"\n")
+            whole = label in ours or label == pair
+            size_mb = (len(data) if whole else len(head)) / 1e6
+            lines = (data if whole else head).count(b"\n")
             ratio = ""
             if base:
                 # Paired: each round's rate over gcodeparser's in the same round (pygcode: its one round).
@@ -192,10 +247,17 @@ def main() -> int:
         one, many = (rates.get(label) for label in ours)
         if one and many and cores > 1:
             scaling = [b / a for a, b in zip(one, many, strict=True)]
-            print(
+            line = (
                 f"{name} {cores} threads / 1 thread: median {statistics.median(scaling):.2f}x "
                 f"({min(scaling):.2f}-{max(scaling):.2f})"
             )
+            if rates.get(pair):
+                ceiling = [b / a for a, b in zip(one, rates[pair], strict=True)]
+                line += (
+                    f"; two processes on one thread each / one: median {statistics.median(ceiling):.2f}x "
+                    f"({min(ceiling):.2f}-{max(ceiling):.2f}), the machine's ceiling"
+                )
+            print(line)
     for label, ratios in summary.items():
         med = statistics.median(ratios)
         print(

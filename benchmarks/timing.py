@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from typing import Any
+
+
+@dataclass
+class Timed:
+    """What a function returns to ``interleaved`` when it times itself (its work ran in other
+    processes, and the time to hand it over is not the work's)."""
+
+    seconds: float
+    result: Any
 
 
 def best_of(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:
@@ -26,14 +36,19 @@ def interleaved(
 ) -> tuple[dict[str, list[float]], dict[str, Any]]:
     """Times every function once per round, in turn, so that all of them meet the same machine:
     this VM's speed drifts by up to 2x within minutes, and timing one parser's runs after the
-    other's turned that drift into their ratio. Returns each label's seconds, one per round it ran
+    other's turned that drift into their ratio. Each round starts one function further on, so no
+    function always follows the same one (the first parse after seconds of a pure-Python peer
+    meets cold caches and memory handed back to the system). A function that returns
+    :class:`Timed` gives its own seconds. Returns each label's seconds, one per round it ran
     (labels in ``once`` run in the first round only), and ``keep`` of its first result (for
     checking; a large result is not held while the others run) or the exception it raised (a
     function that raises is not run again)."""
     times: dict[str, list[float]] = {label: [] for label in fns}
     results: dict[str, Any] = {}
+    labels = list(fns)
     for r in range(rounds):
-        for label, fn in fns.items():
+        for label in labels[r % len(labels) :] + labels[: r % len(labels)]:
+            fn = fns[label]
             if (r and label in once) or isinstance(results.get(label), Exception):
                 continue
             start = time.perf_counter()
@@ -42,7 +57,10 @@ def interleaved(
             except Exception as e:  # a peer that crashes on real input is reported, not fatal
                 results[label] = e
                 continue
-            times[label].append(time.perf_counter() - start)
+            seconds = time.perf_counter() - start
+            if isinstance(result, Timed):
+                seconds, result = result.seconds, result.result
+            times[label].append(seconds)
             if label not in results:
                 results[label] = keep(result)
             del result  # not kept alive while the next function runs
