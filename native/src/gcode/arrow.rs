@@ -82,9 +82,8 @@ pub fn batch_array(b: Batch, dicts: &Dictionaries, zeros: &Arc<Vec<u64>>) -> Arr
         let buffers = vec![validity(c.valid, nulls), Some(offsets), Some(Buffer::new(c.data))];
         Array { len: rows, null_count: nulls, buffers, children: vec![], dictionary: None }
     };
-    let first = lx.first_line as i64;
     let mut columns = vec![
-        plain((first..first + rows as i64).collect::<Vec<i64>>()),
+        plain(cx.line),
         plain(lx.offset),
         indices(primitive(lx.command, lx.command_valid), &dicts.commands),
         if lx.n.is_empty() { all_null() } else { primitive(lx.n, lx.n_valid) },

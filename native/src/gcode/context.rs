@@ -74,6 +74,9 @@ struct State {
 /// The context columns of one batch.
 #[derive(Debug)]
 pub struct ContextCols {
+    /// 1-based line numbers: known once the pieces before are counted, and written here, in the
+    /// in-order pass that overlaps the lexing, rather than when the batch is handed over.
+    pub line: Vec<i64>,
     pub layer: IdCol,
     pub z: F64Col,
     pub feature: IdCol,
@@ -255,7 +258,9 @@ impl Context {
         self.summary.add_command_counts(&self.commands, &counts);
         self.summary.count_checksums(lx.checksum_valid.count(), lx.checksum_ok.count(), lx.n_valid.count());
 
+        let first = lx.first_line as i64;
         let mut out = ContextCols {
+            line: (first..first + rows as i64).collect(),
             layer: IdCol::with_capacity(rows),
             z: F64Col::with_capacity(rows),
             feature: IdCol::with_capacity(rows),
