@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use numpy::{IntoPyArray, PyArray1};
@@ -97,12 +97,22 @@ fn result_dict<'py>(py: Python<'py>, parsed: gcode::Parsed) -> PyResult<Bound<'p
     Ok(out)
 }
 
+/// Opens and parses `path`. The file's mapping is dropped on a short-lived thread: unmapping
+/// took 0.3-0.4 ms (14-30 MB), serial work at the end of a parse that its result need not wait
+/// for; the thread costs 0.05 ms.
+fn open_and_parse(path: &Path, opts: &Options) -> Result<gcode::Parsed, GcodeError> {
+    let source = Source::open(path)?;
+    let parsed = gcode::parse(&source, opts);
+    std::thread::spawn(move || drop(source));
+    Ok(parsed)
+}
+
 /// Parses a G-code or binary G-code file into column buffers (GIL released while parsing).
 #[pyfunction]
 #[pyo3(signature = (path, threads=0, chunk_bytes=0, max_diagnostics=10_000))]
 fn parse_file<'py>(py: Python<'py>, path: PathBuf, threads: usize, chunk_bytes: usize, max_diagnostics: usize) -> PyResult<Bound<'py, PyDict>> {
     let opts = options(threads, chunk_bytes, max_diagnostics);
-    let parsed = py.detach(|| Source::open(&path).map(|s| gcode::parse(&s, &opts)));
+    let parsed = py.detach(|| open_and_parse(&path, &opts));
     result_dict(py, parsed.map_err(|e| to_py_err(py, e))?)
 }
 
