@@ -33,17 +33,18 @@ fuzz_target!(|data: &[u8]| {
     let pieces = gcode::parse(&source, &opts);
     assert_eq!(pieces.batches.iter().map(|b| b.lexed.rows).sum::<usize>(), rows);
     assert_eq!(pieces.diagnostics_total, whole.diagnostics_total);
+    assert!(context_rows(&whole).iter().enumerate().all(|(i, r)| r.0 == i as i64 + 1), "lines numbered 1, 2, ...");
     assert_eq!(context_rows(&pieces), context_rows(&whole), "context differs in pieces of {chunk}");
 });
 
-/// Layer, feature, object and Z of every row.
-fn context_rows(p: &gcode::Parsed) -> Vec<(Option<i32>, Option<i32>, Option<i32>, Option<u64>)> {
+/// Line number, layer, feature, object and Z of every row.
+fn context_rows(p: &gcode::Parsed) -> Vec<(i64, Option<i32>, Option<i32>, Option<i32>, Option<u64>)> {
     let mut out = Vec::new();
     for b in &p.batches {
         let c = &b.context;
         for r in 0..b.lexed.rows {
             let get = |col: &gcode::columns::IdCol| col.valid.get(r).then(|| col.values[r]);
-            out.push((get(&c.layer), get(&c.feature), get(&c.object), c.z.get(r).map(f64::to_bits)));
+            out.push((c.line[r], get(&c.layer), get(&c.feature), get(&c.object), c.z.get(r).map(f64::to_bits)));
         }
     }
     out
