@@ -183,8 +183,8 @@ impl PyStream {
         Ok(Some((batch, diags).into_pyobject(py)?.into_any()))
     }
 
-    /// The summary, once every batch has been read.
-    /// The summary's JSON text and the thumbnails' bytes (see `summary`).
+    /// The summary's JSON text and the thumbnails' bytes (see `summary`), once every batch has
+    /// been read.
     fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<(String, Bound<'py, PyList>)> {
         let stream = self.inner.take().ok_or_else(|| PyOSError::new_err("stream already finished"))?;
         let total = stream.diagnostics_total;
