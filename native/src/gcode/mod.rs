@@ -248,7 +248,8 @@ fn lex_pieces_in_order(text: &Text, pieces: &[(usize, usize)], threads: usize, m
     };
     std::thread::scope(|scope| {
         for _ in 1..threads.min(pieces.len()) {
-            scope.spawn(work);
+            // A thread the system refuses only means fewer workers: the rest take its pieces.
+            let _ = std::thread::Builder::new().spawn_scoped(scope, work);
         }
         work();
     });

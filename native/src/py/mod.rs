@@ -103,7 +103,8 @@ fn result_dict<'py>(py: Python<'py>, parsed: gcode::Parsed) -> PyResult<Bound<'p
 fn open_and_parse(path: &Path, opts: &Options) -> Result<gcode::Parsed, GcodeError> {
     let source = Source::open(path)?;
     let parsed = gcode::parse(&source, opts);
-    std::thread::spawn(move || drop(source));
+    // Should the system refuse the thread, the closure, and with it the map, is dropped here.
+    let _ = std::thread::Builder::new().spawn(move || drop(source));
     Ok(parsed)
 }
 
